@@ -1,0 +1,198 @@
+//! Request parsing shared by the surfaces: JSON bodies and query strings whose errors name
+//! the offending field, and the caller's address.
+
+use crate::error::Error;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+use super::{ApiError, AppState};
+
+/// Read a whole body, answering 413 past the limit.
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return Error::PayloadTooLarge;
+            }
+            src = s.source();
+        }
+        Error::invalid("body", "could not read the request body")
+    })
+}
+
+/// Is this a JSON media type (`application/json`, `text/json`, `*+json`)?
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || mime == "text/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Turn a serde error into a 400 that names the field.
+fn field_error<E: std::fmt::Display>(path: String, inner: E) -> Error {
+    let msg = inner.to_string();
+    // "missing field `x`" / "unknown field `x`, expected ..." are reported at the parent path.
+    let named = ["missing field `", "unknown field `"].iter().find_map(|lead| {
+        msg.strip_prefix(lead)
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string)
+    });
+    let msg = match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    };
+    let field = match (named, path.as_str()) {
+        (Some(n), "." | "") => n,
+        (Some(n), p) => format!("{p}.{n}"),
+        (None, "." | "") => "body".to_string(),
+        (None, p) => p.to_string(),
+    };
+    Error::invalid(field, msg)
+}
+
+/// Parse JSON, naming the offending field on error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::invalid("body", format!("malformed JSON: {inner}"))
+        } else {
+            field_error(path, inner)
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Parse a query string, naming the offending parameter on error.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        field_error(path, e.into_inner())
+    })
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
+/// A JSON body (native API): 415 for other media types, 413 past the limit, 400 naming
+/// the field for anything malformed.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()).into());
+        }
+        let bytes = read_body(req.into_body(), state.settings.body_limit_bytes).await?;
+        Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+/// Like [`ApiJson`], but an empty body means `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req.into_body(), state.settings.body_limit_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()).into());
+        }
+        Ok(OptionalJson(parse_json(&bytes)?))
+    }
+}
+
+/// Query parameters with errors that name the parameter.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiQuery(parse_query(parts.uri.query().unwrap_or(""))?))
+    }
+}
+
+/// The peer address, for per-source rate limits.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientAddr(addr))
+    }
+}
+
+/// Parse a UUID path segment, naming it on error.
+pub fn parse_uuid(field: &str, s: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(s).map_err(|_| Error::invalid(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        name: String,
+        n: Option<i64>,
+        inner: Option<Inner>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        x: u8,
+    }
+
+    fn field_of(json: &str) -> String {
+        match parse_json::<T>(json.as_bytes()) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(r#"{"n": 1}"#), "name");
+        assert_eq!(field_of(r#"{"name": 5}"#), "name");
+        assert_eq!(field_of(r#"{"name": "a", "n": "x"}"#), "n");
+        assert_eq!(field_of(r#"{"name": "a", "bogus": 1}"#), "bogus");
+        assert_eq!(field_of(r#"{"name": "a", "inner": {"x": 300}}"#), "inner.x");
+        assert_eq!(field_of(r#"{"name": "a", "inner": {}}"#), "inner.x");
+        assert_eq!(field_of(r#"{"name": "a""#), "body");
+        assert_eq!(field_of(r#"{"name": "a"} trailing"#), "body");
+        assert_eq!(field_of(r#""#), "body");
+    }
+}

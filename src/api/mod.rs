@@ -1,0 +1,99 @@
+//! The HTTP front: shared state, the native error shape, authentication, and the router.
+
+pub mod admin;
+pub mod auth;
+pub mod events;
+pub mod extract;
+pub mod keys;
+pub mod login;
+pub mod system;
+
+use crate::clock::ManualClock;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::service::Service;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub svc: Arc<Service>,
+    pub settings: Arc<Settings>,
+    pub metrics: Option<PrometheusHandle>,
+    pub test_clock: Option<Arc<ManualClock>>,
+}
+
+/// The native error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `invalid_request`, `unauthenticated`, `not_found`.
+    pub error: String,
+    /// Human-readable explanation. Never contains a secret.
+    pub message: String,
+    /// The offending input, for `invalid_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The service error as the native API answers it.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (message, field) = match &e {
+            Error::Invalid { field, message } => (message.clone(), Some(field.clone())),
+            Error::Internal(detail) => {
+                tracing::error!(detail, "internal error");
+                ("internal error".to_string(), None)
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(detail, "database unavailable");
+                ("the database is unavailable; try again shortly".to_string(), None)
+            }
+            other => (other.to_string(), None),
+        };
+        let mut resp = (
+            status,
+            Json(ErrorBody {
+                error: e.code().to_string(),
+                message,
+                field,
+            }),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        match e {
+            Error::Unauthenticated => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"keygate\", Bearer"),
+                );
+            }
+            Error::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+            }
+            Error::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

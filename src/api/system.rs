@@ -1,0 +1,50 @@
+//! Health, metrics, the OpenAPI document, and (tests only) the movable clock.
+
+use super::{ApiError, ApiResult, AppState};
+use crate::error::Error;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Liveness and database reachability.
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    match st.svc.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => ApiError(Error::Unavailable(e.to_string())).into_response(),
+    }
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    match &st.metrics {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    pub advance_secs: Option<i64>,
+    pub set: Option<DateTime<Utc>>,
+}
+
+/// Move the test clock. Only routed when `unsafe_test_clock` is on.
+pub async fn move_clock(
+    State(st): State<AppState>,
+    super::extract::ApiJson(req): super::extract::ApiJson<ClockRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let clock = st.test_clock.as_ref().ok_or(Error::NotFound("route"))?;
+    if let Some(at) = req.set {
+        clock.set(at);
+    }
+    if let Some(s) = req.advance_secs {
+        let d = Duration::try_seconds(s).ok_or_else(|| Error::invalid("advance_secs", "out of range"))?;
+        clock.advance(d);
+    }
+    Ok(Json(json!({"now": st.svc.now()})))
+}

@@ -1,0 +1,175 @@
+//! The command line: `serve`, `migrate`, `org create`, `user create`. Every command works
+//! against the database directly, also while a server is running on it.
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{FlagOverrides, Settings};
+use crate::server;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "keygate", version, about = "Self-hosted access-key service")]
+pub struct Cli {
+    /// TOML configuration file (also KEYGATE_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://keygate.db (also KEYGATE_DATABASE_URL).
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (also KEYGATE_LISTEN); default 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Create or upgrade the database schema.
+    Migrate(JsonFlag),
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; prints its id and first API key (shown once).
+    Create {
+        name: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        username: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Organization name; default: the system organization.
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        admin: bool,
+        /// Numeric person id for the SuperOffice surface.
+        #[arg(long)]
+        person_id: Option<i64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+/// Run the parsed command. Errors are returned as text for `main` to print.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let flags = FlagOverrides {
+        listen,
+        database_url: cli.database.clone(),
+    };
+    let settings = Settings::load(cli.config.as_deref(), &flags)?;
+    match cli.command {
+        Command::Serve { .. } => server::serve(settings).await,
+        Command::Migrate(out) => {
+            let _svc = open(&settings).await?;
+            emit(out.json, json!({"migrated": true}), "database is up to date");
+            Ok(())
+        }
+        Command::Org {
+            command: OrgCommand::Create { name, out },
+        } => {
+            let svc = open(&settings).await?;
+            let (org, key) = svc.create_org(None, &name).await.map_err(|e| e.to_string())?;
+            emit(
+                out.json,
+                json!({"id": org.id, "apiKey": key}),
+                &format!(
+                    "created organization {} ({})\nAPI key (shown once): {key}",
+                    org.name, org.id
+                ),
+            );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    password_stdin: _,
+                    org,
+                    admin,
+                    person_id,
+                    out,
+                },
+        } => {
+            let svc = open(&settings).await?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let org = match org {
+                Some(name) => svc
+                    .org_by_name(&name)
+                    .await
+                    .map_err(|_| format!("no organization named {name:?}"))?,
+                None => svc
+                    .store
+                    .list_orgs()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|o| o.is_system)
+                    .ok_or("no --org given and no system organization yet (run `keygate serve` once)")?,
+            };
+            let user = svc
+                .create_user(None, org.id, &username, password, admin, person_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            emit(
+                out.json,
+                json!({"id": user.id}),
+                &format!("created user {} ({}) in {}", user.username, user.id, org.name),
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn open(settings: &Settings) -> Result<crate::service::Service, String> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    server::build_service(settings, clock).await
+}
+
+fn emit(json: bool, value: serde_json::Value, text: &str) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Settings: built-in defaults, overlaid by an optional TOML file (`--config` or
+//! `KEYGATE_CONFIG`), overlaid by `KEYGATE_*` environment variables, overlaid by flags.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` (embedded default).
+    pub database_url: String,
+    /// The server secret keying every stored digest. When unset, it is read from
+    /// `secret_file`, which is generated on first start.
+    pub secret: Option<String>,
+    /// Where the generated server secret lives; default: beside the SQLite file.
+    pub secret_file: Option<PathBuf>,
+    /// HS256 secret for Bearer JWTs.
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RSA, EC P-256 or Ed25519) for RS256/ES256/EdDSA Bearer JWTs.
+    pub jwt_public_key_file: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// Lifetime of `7T:` tickets, in seconds.
+    pub ticket_ttl_secs: u64,
+    /// Lifetime of cookie sessions, in seconds.
+    pub session_ttl_secs: u64,
+    /// Set the `Secure` attribute on session cookies (turn on behind HTTPS).
+    pub cookie_secure: bool,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `keygate=debug`.
+    pub log_level: String,
+    /// Failed logins allowed per user within the window before 429.
+    pub login_max_failures_per_user: u32,
+    /// Failed logins allowed per source address within the window before 429.
+    pub login_max_failures_per_source: u32,
+    pub login_failure_window_secs: u64,
+    /// Unsafe, for tests only: install a movable clock and the `/_test/clock` route.
+    pub unsafe_test_clock: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://keygate.db".into(),
+            secret: None,
+            secret_file: None,
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            ticket_ttl_secs: 8 * 3600,
+            session_ttl_secs: 8 * 3600,
+            cookie_secure: false,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            login_max_failures_per_user: 5,
+            login_max_failures_per_source: 20,
+            login_failure_window_secs: 300,
+            unsafe_test_clock: false,
+        }
+    }
+}
+
+/// Values given as flags; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    pub fn load(config_file: Option<&Path>, flags: &FlagOverrides) -> Result<Settings, String> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("KEYGATE_CONFIG").map(PathBuf::from));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(format!("config file {} does not exist", f.display()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig
+            .merge(Env::prefixed("KEYGATE_").ignore(&["config"]))
+            .merge(Serialized::defaults(flags));
+        let s: Settings = fig.extract().map_err(|e| format!("bad configuration: {e}"))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err("log_format must be \"text\" or \"json\"".into());
+        }
+        if self.body_limit_bytes == 0 || self.request_timeout_secs == 0 {
+            return Err("body_limit_bytes and request_timeout_secs must be positive".into());
+        }
+        if self.ticket_ttl_secs == 0 || self.session_ttl_secs == 0 {
+            return Err("ticket_ttl_secs and session_ttl_secs must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The SQLite file path, if the database is SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
+    /// Where the generated server secret is kept.
+    pub fn resolved_secret_file(&self) -> PathBuf {
+        if let Some(f) = &self.secret_file {
+            return f.clone();
+        }
+        match self.sqlite_path() {
+            Some(db) => {
+                let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                name.push(".secret");
+                db.with_file_name(name)
+            }
+            None => PathBuf::from("keygate.secret"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_file_sits_beside_the_database() {
+        let s = Settings {
+            database_url: "sqlite://data/k.db?mode=rwc".into(),
+            ..Settings::default()
+        };
+        assert_eq!(s.resolved_secret_file(), PathBuf::from("data/k.db.secret"));
+        assert_eq!(
+            Settings::default().resolved_secret_file(),
+            PathBuf::from("keygate.db.secret")
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Versioned domain events: the audit log and the feed. No secret is ever put in one.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// An event about to be appended; the store assigns its version and sequence number.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub org_id: Uuid,
+    pub aggregate_type: &'static str,
+    pub aggregate_id: Uuid,
+    pub event_type: &'static str,
+    pub data: serde_json::Value,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    /// Position in the feed; use it as the `after` cursor.
+    pub seq: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: Uuid,
+    /// 1 for the first event of an aggregate, then +1 for each event.
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: serde_json::Value,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+pub mod aggregate {
+    pub const ORGANIZATION: &str = "organization";
+    pub const USER: &str = "user";
+    pub const API_KEY: &str = "api_key";
+    pub const KEY: &str = "key";
+}
+
+pub mod kind {
+    pub const ORGANIZATION_CREATED: &str = "OrganizationCreated";
+    pub const USER_CREATED: &str = "UserCreated";
+    pub const TICKET_ISSUED: &str = "TicketIssued";
+    pub const SESSION_STARTED: &str = "SessionStarted";
+    pub const SESSION_ENDED: &str = "SessionEnded";
+    pub const API_KEY_CREATED: &str = "ApiKeyCreated";
+    pub const API_KEY_REVOKED: &str = "ApiKeyRevoked";
+    pub const KEY_CREATED: &str = "KeyCreated";
+    pub const KEY_USED: &str = "KeyUsed";
+    pub const KEY_REVOKED: &str = "KeyRevoked";
+}

@@ -1,0 +1,6 @@
+//! Pure code without I/O: key generation and encodings, keyed hashing, constant-time
+//! comparison, the verify policy and event types.
+
+pub mod credential;
+pub mod event;
+pub mod secret;

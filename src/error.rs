@@ -1,0 +1,92 @@
+//! The one error type of the service. Every surface maps it to its own wire shape.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or breaks a rule; `field` names the offending input.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// No or bad credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing (or not visible to the caller).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed attempts; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// The database cannot be reached.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the message is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl fmt::Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+
+    /// The HTTP status every surface starts from.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Invalid { .. } => 400,
+            Error::Unauthenticated => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict(_) => 409,
+            Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType(_) => 415,
+            Error::RateLimited { .. } => 429,
+            Error::Unavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// A short machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid_request",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable("database unavailable".into())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("already exists".into()),
+            _ => Error::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = keygate::cli::Cli::parse();
+    match keygate::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keygate: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Start-up and the route table.
+
+use crate::api::{self, AppState, admin, events, keys, login, system};
+use crate::clock::{ManualClock, SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::core::secret::SecretHasher;
+use crate::error::Error;
+use crate::service::Service;
+use crate::store;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keygate", description = "Issue, verify, use up and revoke access keys."),
+    modifiers(&SecurityAddon),
+    security(("basic" = []), ("ticket" = []), ("bearer" = []), ("api_key" = []), ("session" = [])),
+    tags((name = "keys"), (name = "auth"), (name = "admin"), (name = "events"))
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "SOTicket 7T:...",
+            ))),
+        );
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        c.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "keygate_session",
+                "plus X-XSRF-TOKEN on non-GET requests",
+            ))),
+        );
+    }
+}
+
+/// The native API: one line per route, documented from the same definitions.
+fn native_api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::verify))
+        .routes(routes!(keys::get, keys::revoke))
+        .routes(routes!(keys::use_key))
+        .routes(routes!(login::create_ticket))
+        .routes(routes!(login::create_session, login::delete_session))
+        .routes(routes!(login::me))
+        .routes(routes!(admin::create_org, admin::list_orgs))
+        .routes(routes!(admin::get_org))
+        .routes(routes!(admin::create_user, admin::list_users))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::create_api_key, admin::list_api_keys))
+        .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(events::list))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the native API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    native_api().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (native, doc) = native_api();
+    let doc = Arc::new(doc);
+    let mut app = Router::new()
+        .merge(native)
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics));
+    if state.test_clock.is_some() {
+        app = app.route("/_test/clock", post(system::move_clock));
+    }
+    let timeout = Duration::from_secs(state.settings.request_timeout_secs);
+    let limit = state.settings.body_limit_bytes;
+    app.fallback(no_route)
+        .layer(middleware::from_fn(track))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn no_route() -> Response {
+    api::ApiError(Error::NotFound("route")).into_response()
+}
+
+/// Metrics and one log line per request: method, matched route, status and latency. The raw
+/// URI (which could carry a key in a query string) and headers are never logged.
+async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let secs = start.elapsed().as_secs_f64();
+    metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("keygate_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone()).record(secs);
+    tracing::info!(%method, route, status, ms = secs * 1000.0, "request");
+    if resp.status() == StatusCode::REQUEST_TIMEOUT {
+        tracing::warn!(route, "request timed out");
+    }
+    resp
+}
+
+/// Load the server secret: `KEYGATE_SECRET`, or the secret file (generated on first start).
+pub fn load_server_secret(settings: &Settings) -> Result<Vec<u8>, String> {
+    if let Some(s) = &settings.secret {
+        if s.len() < 32 {
+            return Err("KEYGATE_SECRET must be at least 32 bytes".into());
+        }
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = settings.resolved_secret_file();
+    read_or_create_secret_file(&path)
+}
+
+fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            let s = s.trim();
+            return URL_SAFE_NO_PAD.decode(s).ok().filter(|b| b.len() >= 32).ok_or_else(|| {
+                format!(
+                    "the secret file {} is damaged (expected base64url of 32+ bytes)",
+                    path.display()
+                )
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read the secret file {}: {e}", path.display())),
+    }
+    let bytes = crate::core::secret::random_bytes::<32>();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(URL_SAFE_NO_PAD.encode(bytes.as_ref()).as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| format!("cannot write the secret file {}: {e}", path.display()))?;
+            Ok(bytes.to_vec())
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_or_create_secret_file(path),
+        Err(e) => Err(format!("cannot create the secret file {}: {e}", path.display())),
+    }
+}
+
+/// Open the store, migrate it, and build the service.
+pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Service, String> {
+    let secret = load_server_secret(settings)?;
+    let hasher = SecretHasher::new(&secret)?;
+    let store = store::open(&settings.database_url).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(describe)?;
+    Service::new(store, hasher, clock, settings)
+}
+
+fn describe(e: Error) -> String {
+    match e {
+        Error::Internal(d) => d,
+        other => other.to_string(),
+    }
+}
+
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// `keygate serve`.
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    init_logging(&settings);
+    let manual = settings.unsafe_test_clock.then(|| Arc::new(ManualClock::default()));
+    let clock: SharedClock = match &manual {
+        Some(m) => {
+            tracing::warn!(
+                "KEYGATE_UNSAFE_TEST_CLOCK is on: the clock can be moved over HTTP. Never use this in production."
+            );
+            m.clone()
+        }
+        None => Arc::new(SystemClock),
+    };
+    let svc = build_service(&settings, clock).await?;
+    match svc.bootstrap().await {
+        Ok(Some(info)) => {
+            eprintln!(
+                "keygate: first start: created organization \"{}\" and administrator \"{}\"\nkeygate: admin password: {}\nkeygate: this password is shown once; keep it safe",
+                info.org_name, info.username, info.password
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return Err(format!("bootstrap failed: {}", describe(e))),
+    }
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let state = AppState {
+        svc: Arc::new(svc),
+        settings: Arc::new(settings.clone()),
+        metrics,
+        test_clock: manual,
+    };
+    let app = router(state);
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("keygate: listening on http://{addr}");
+    tracing::info!(%addr, database = %redact_url(&settings.database_url), "keygate started");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("keygate stopped");
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            super::redact_url("postgres://kg:hunter2@db/kg"),
+            "postgres://kg:***@db/kg"
+        );
+        assert_eq!(super::redact_url("sqlite://keygate.db"), "sqlite://keygate.db");
+    }
+}

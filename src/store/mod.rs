@@ -1,0 +1,122 @@
+//! Storage behind a trait. Each mutating method is one transaction that also appends its
+//! event(s), so the state and the audit log never disagree.
+
+pub mod sqlite;
+
+use crate::core::credential::{Credential, Kind};
+use crate::core::event::{Event, NewEvent};
+use crate::error::Result;
+use crate::model::{ApiKey, LoginToken, Organization, TokenKind, User};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Filters for listing credentials.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFilter {
+    pub kind: Option<Kind>,
+    pub owner_id: Option<Uuid>,
+    /// Return ids strictly after this one (UUIDv7 order).
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// The result of trying to consume one use of a credential.
+#[derive(Debug, Clone)]
+pub enum ConsumeOutcome {
+    /// One use was recorded; the credential after the update.
+    Used(Credential),
+    /// No use was recorded: the credential (as it is now) was not usable at `now`.
+    Refused(Option<Credential>),
+}
+
+/// What the first start creates.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub org: Organization,
+    pub user: User,
+    pub events: Vec<NewEvent>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Bring the schema up to date.
+    async fn migrate(&self) -> Result<()>;
+    /// Is the database reachable?
+    async fn ping(&self) -> Result<()>;
+
+    // --- organizations and users
+    /// Create the system organization and its first admin if there is no system organization.
+    /// Returns false (and writes nothing) when one exists.
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
+    async fn create_org(&self, org: &Organization, api_key: &ApiKey, events: &[NewEvent]) -> Result<()>;
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>>;
+    async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>>;
+    async fn list_orgs(&self) -> Result<Vec<Organization>>;
+    async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()>;
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>>;
+    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>>;
+
+    // --- organization API keys
+    async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()>;
+    async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>>;
+    /// Revoke if not yet revoked; returns the key as it is after the call.
+    async fn revoke_api_key(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        event: &NewEvent,
+    ) -> Result<Option<ApiKey>>;
+
+    // --- tickets and sessions
+    async fn create_login_token(&self, kind: TokenKind, token: &LoginToken, event: &NewEvent) -> Result<()>;
+    /// An unexpired token of that kind.
+    async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>>;
+    async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool>;
+
+    // --- credentials
+    async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<()>;
+    async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
+    async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
+    /// Revoke if not yet revoked (appending `event` only then); returns the credential after the call.
+    async fn revoke_credential(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        by: &str,
+        event: &NewEvent,
+    ) -> Result<Option<Credential>>;
+    /// Atomically record one use if the credential is unrevoked, inside its window and under
+    /// its use limit at `now`. `event.data` gets `used_count` added.
+    async fn consume_use(&self, org_id: Uuid, id: Uuid, now: DateTime<Utc>, event: &NewEvent)
+    -> Result<ConsumeOutcome>;
+
+    // --- events
+    async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>>;
+    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Open the store a database URL names.
+pub async fn open(url: &str) -> Result<SharedStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(crate::error::Error::invalid(
+            "database",
+            "PostgreSQL support is not built yet; use a sqlite:// URL",
+        ))
+    } else {
+        Err(crate::error::Error::invalid(
+            "database",
+            "unsupported database URL; expected sqlite://PATH",
+        ))
+    }
+}

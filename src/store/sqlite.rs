@@ -1,0 +1,637 @@
+//! The embedded default store: SQLite in WAL mode.
+//!
+//! Writes go through a pool of exactly one connection, so transactions never race for the
+//! write lock inside one process (no SQLITE_BUSY on lock upgrades); other processes (the CLI
+//! against a running server's file) wait on the busy timeout. Reads use their own pool and are
+//! never blocked by the writer in WAL mode.
+
+use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
+use crate::clock::{from_micros, to_micros};
+use crate::core::credential::{Credential, Kind};
+use crate::core::event::{Event, NewEvent};
+use crate::error::{Error, Result};
+use crate::model::{ApiKey, LoginToken, Organization, TokenKind, User};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
+     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by";
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("database", format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(Error::internal)
+}
+
+fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| Uuid::parse_str(&s).map_err(Error::internal)).transpose()
+}
+
+fn time_col(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
+    Ok(from_micros(row.try_get::<i64, _>(col)?))
+}
+
+fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(Error::internal)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+fn org_from(row: &SqliteRow) -> Result<Organization> {
+    Ok(Organization {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name")?,
+        is_system: row.try_get::<i64, _>("is_system")? != 0,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn user_from(row: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: uuid_col(row, "id")?,
+        org_id: uuid_col(row, "org_id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        person_id: row.try_get("person_id")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn api_key_from(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: uuid_col(row, "id")?,
+        org_id: uuid_col(row, "org_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        created_at: time_col(row, "created_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+    })
+}
+
+fn token_from(row: &SqliteRow) -> Result<LoginToken> {
+    Ok(LoginToken {
+        hash: row.try_get("hash")?,
+        user_id: uuid_col(row, "user_id")?,
+        org_id: uuid_col(row, "org_id")?,
+        xsrf_hash: row.try_get("xsrf_hash")?,
+        created_at: time_col(row, "created_at")?,
+        expires_at: time_col(row, "expires_at")?,
+    })
+}
+
+fn cred_from(row: &SqliteRow) -> Result<Credential> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Credential {
+        id: uuid_col(row, "id")?,
+        org_id: uuid_col(row, "org_id")?,
+        kind: Kind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
+        owner_id: opt_uuid_col(row, "owner_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        scopes: json_col(row, "scopes")?,
+        not_before: opt_time_col(row, "not_before")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+        max_uses: row.try_get("max_uses")?,
+        used_count: row.try_get("used_count")?,
+        allowed_users: json_col(row, "allowed_users")?,
+        subject: json_col(row, "subject")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: time_col(row, "created_at")?,
+        created_by: row.try_get("created_by")?,
+        updated_at: time_col(row, "updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
+}
+
+fn event_from(row: &SqliteRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: uuid_col(row, "aggregate_id")?,
+        version: row.try_get("version")?,
+        event_type: row.try_get("type")?,
+        data: json_col(row, "data")?,
+        actor: row.try_get("actor")?,
+        at: time_col(row, "at")?,
+    })
+}
+
+/// Append an event with the next version of its aggregate, inside the caller's transaction.
+async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
+         SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3",
+    )
+    .bind(e.org_id.to_string())
+    .bind(e.aggregate_type)
+    .bind(e.aggregate_id.to_string())
+    .bind(e.event_type)
+    .bind(to_json(&e.data)?)
+    .bind(&e.actor)
+    .bind(to_micros(e.at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_org(tx: &mut Transaction<'_, Sqlite>, org: &Organization) -> Result<()> {
+    sqlx::query("INSERT INTO organizations (id, name, is_system, created_at) VALUES (?, ?, ?, ?)")
+        .bind(org.id.to_string())
+        .bind(&org.name)
+        .bind(org.is_system as i64)
+        .bind(to_micros(org.created_at))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_user(tx: &mut Transaction<'_, Sqlite>, u: &User) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, org_id, username, password_hash, person_id, is_admin, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(u.id.to_string())
+    .bind(u.org_id.to_string())
+    .bind(&u.username)
+    .bind(&u.password_hash)
+    .bind(u.person_id)
+    .bind(u.is_admin as i64)
+    .bind(to_micros(u.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_api_key(tx: &mut Transaction<'_, Sqlite>, k: &ApiKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, name, prefix, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(k.id.to_string())
+    .bind(k.org_id.to_string())
+    .bind(&k.name)
+    .bind(&k.prefix)
+    .bind(&k.hash)
+    .bind(to_micros(k.created_at))
+    .bind(k.revoked_at.map(to_micros))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn token_kind(k: TokenKind) -> &'static str {
+    match k {
+        TokenKind::Ticket => "ticket",
+        TokenKind::Session => "session",
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("migrations/sqlite")
+            .run(&self.writer)
+            .await
+            .map_err(|e| Error::internal(format!("migration failed: {e}")))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE is_system = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            return Ok(false);
+        }
+        insert_org(&mut tx, &b.org).await?;
+        insert_user(&mut tx, &b.user).await?;
+        for e in &b.events {
+            append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_org(&self, org: &Organization, api_key: &ApiKey, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_org(&mut tx, org).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict(format!("an organization named {:?} already exists", org.name)),
+            e => e,
+        })?;
+        insert_api_key(&mut tx, api_key).await?;
+        for e in events {
+            append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
+        sqlx::query("SELECT * FROM organizations WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(org_from)
+            .transpose()
+    }
+
+    async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        sqlx::query("SELECT * FROM organizations WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(org_from)
+            .transpose()
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Organization>> {
+        sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(org_from)
+            .collect()
+    }
+
+    async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_user(&mut tx, user).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict("a user with that username or person id already exists".into()),
+            e => e,
+        })?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>> {
+        sqlx::query("SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id")
+            .bind(org_id.to_string())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        insert_api_key(&mut tx, key).await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(api_key_from)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE org_id = ? ORDER BY created_at, id")
+            .bind(org_id.to_string())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(api_key_from)
+            .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        event: &NewEvent,
+    ) -> Result<Option<ApiKey>> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL")
+            .bind(to_micros(at))
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 1 {
+            append(&mut tx, event).await?;
+        }
+        let row = sqlx::query("SELECT * FROM api_keys WHERE org_id = ? AND id = ?")
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref().map(api_key_from).transpose()
+    }
+
+    async fn create_login_token(&self, kind: TokenKind, t: &LoginToken, event: &NewEvent) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        // Expired tokens are swept on the way, so the table does not grow without bound.
+        sqlx::query("DELETE FROM login_tokens WHERE expires_at <= ?")
+            .bind(to_micros(t.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO login_tokens (hash, kind, user_id, org_id, xsrf_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.hash)
+        .bind(token_kind(kind))
+        .bind(t.user_id.to_string())
+        .bind(t.org_id.to_string())
+        .bind(&t.xsrf_hash)
+        .bind(to_micros(t.created_at))
+        .bind(to_micros(t.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
+        sqlx::query("SELECT * FROM login_tokens WHERE hash = ? AND kind = ? AND expires_at > ?")
+            .bind(hash)
+            .bind(token_kind(kind))
+            .bind(to_micros(now))
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+    }
+
+    async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query("DELETE FROM login_tokens WHERE hash = ? AND kind = ?")
+            .bind(hash)
+            .bind(token_kind(kind))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            append(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn insert_credential(&self, c: &Credential, event: &NewEvent) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(c.id.to_string())
+        .bind(c.org_id.to_string())
+        .bind(c.kind.as_str())
+        .bind(c.owner_id.map(|u| u.to_string()))
+        .bind(&c.name)
+        .bind(&c.prefix)
+        .bind(&c.hash)
+        .bind(to_json(&c.scopes)?)
+        .bind(c.not_before.map(to_micros))
+        .bind(c.expires_at.map(to_micros))
+        .bind(c.max_uses)
+        .bind(c.used_count)
+        .bind(to_json(&c.allowed_users)?)
+        .bind(to_json(&c.subject)?)
+        .bind(to_json(&c.metadata)?)
+        .bind(to_micros(c.created_at))
+        .bind(&c.created_by)
+        .bind(to_micros(c.updated_at))
+        .bind(&c.updated_by)
+        .bind(c.revoked_at.map(to_micros))
+        .bind(&c.revoked_by)
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
+        sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
+        ))
+        .bind(org_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(cred_from)
+        .transpose()
+    }
+
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
+        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE hash = ?"))
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
+    }
+
+    async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
+        sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? \
+             AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR owner_id = ?3) AND (?4 IS NULL OR id > ?4) \
+             ORDER BY id LIMIT ?5"
+        ))
+        .bind(org_id.to_string())
+        .bind(f.kind.map(|k| k.as_str()))
+        .bind(f.owner_id.map(|u| u.to_string()))
+        .bind(f.after.map(|u| u.to_string()))
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(cred_from)
+        .collect()
+    }
+
+    async fn revoke_credential(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        by: &str,
+        event: &NewEvent,
+    ) -> Result<Option<Credential>> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query(
+            "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
+             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(to_micros(at))
+        .bind(by)
+        .bind(to_micros(at))
+        .bind(by)
+        .bind(org_id.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            append(&mut tx, event).await?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
+        ))
+        .bind(org_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.as_ref().map(cred_from).transpose()
+    }
+
+    async fn consume_use(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        event: &NewEvent,
+    ) -> Result<ConsumeOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let n = to_micros(now);
+        let row = sqlx::query(&format!(
+            "UPDATE credentials SET used_count = used_count + 1 \
+             WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
+               AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
+               AND (max_uses IS NULL OR used_count < max_uses) \
+             RETURNING {CRED_COLS}"
+        ))
+        .bind(org_id.to_string())
+        .bind(id.to_string())
+        .bind(n)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let cred = cred_from(&row)?;
+                let mut e = event.clone();
+                if let serde_json::Value::Object(m) = &mut e.data {
+                    m.insert("used_count".into(), cred.used_count.into());
+                }
+                append(&mut tx, &e).await?;
+                tx.commit().await?;
+                Ok(ConsumeOutcome::Used(cred))
+            }
+            None => {
+                let row = sqlx::query(&format!(
+                    "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
+                ))
+                .bind(org_id.to_string())
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
+            }
+        }
+    }
+
+    async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+            .bind(org_id.to_string())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+
+    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE aggregate_id = ? ORDER BY version")
+            .bind(aggregate_id.to_string())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+}
