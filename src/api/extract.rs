@@ -49,6 +49,8 @@ fn field_error<E: std::fmt::Display>(path: String, inner: E) -> Error {
     };
     let field = match (named, path.as_str()) {
         (Some(n), "." | "") => n,
+        // serde_path_to_error already put an unknown field's name at the end of the path.
+        (Some(n), p) if p == n || p.ends_with(&format!(".{n}")) => p.to_string(),
         (Some(n), p) => format!("{p}.{n}"),
         (None, "." | "") => "body".to_string(),
         (None, p) => p.to_string(),

@@ -627,6 +627,8 @@ impl Service {
                 ));
             }
         }
+        check_time("not_before", req.not_before)?;
+        check_time("expires_at", req.expires_at)?;
         if let Some(exp) = req.expires_at {
             if exp <= now {
                 return Err(Error::invalid("expires_at", "must be in the future"));
@@ -872,6 +874,17 @@ fn key_created_data(c: &Credential) -> serde_json::Value {
         "allowed_users": c.allowed_users,
         "subject": c.subject,
     })
+}
+
+/// Dates keygate accepts: 1970-01-01 to 9999-12-31 (the range every peer system can hold).
+pub fn check_time(field: &str, t: Option<DateTime<Utc>>) -> Result<()> {
+    use chrono::Datelike;
+    match t {
+        Some(t) if !(1970..=9999).contains(&t.year()) => {
+            Err(Error::invalid(field, "must be between 1970-01-01 and 9999-12-31"))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn validate_name(field: &str, name: &str) -> Result<()> {

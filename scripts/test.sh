@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property and black-box tests.
+# Installs nothing today beyond the Rust toolchain; later suites (PostgreSQL, browsers,
+# SOAP clients) are installed and started from here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Two cores: keep the build from oversubscribing the machine.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --no-fail-fast

@@ -1,0 +1,11 @@
+//! Black-box tests: each starts the real keygate binary on a random port and talks HTTP to it.
+
+mod auth;
+mod cli;
+mod common;
+mod keys;
+mod openapi;
+mod ops;
+mod readme;
+mod secrets;
+mod validation;
