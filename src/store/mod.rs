@@ -83,6 +83,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
+    /// Replace the mutable policy of an unrevoked credential (name, scopes, not_before, expires_at,
+    /// max_uses, allowed_users, subject, metadata, updated_at, updated_by), appending `event`.
+    /// Returns false (and writes nothing) when it does not exist in `cred.org_id` or is revoked.
+    async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<bool>;
     /// Revoke if not yet revoked (appending `event` only then); returns the credential after the call.
     async fn revoke_credential(
         &self,

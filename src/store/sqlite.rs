@@ -531,6 +531,35 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query(
+            "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
+             allowed_users = ?, subject = ?, metadata = ?, updated_at = ?, updated_by = ? \
+             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(&c.name)
+        .bind(to_json(&c.scopes)?)
+        .bind(c.not_before.map(to_micros))
+        .bind(c.expires_at.map(to_micros))
+        .bind(c.max_uses)
+        .bind(to_json(&c.allowed_users)?)
+        .bind(to_json(&c.subject)?)
+        .bind(to_json(&c.metadata)?)
+        .bind(to_micros(c.updated_at))
+        .bind(&c.updated_by)
+        .bind(c.org_id.to_string())
+        .bind(c.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            append(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     async fn revoke_credential(
         &self,
         org_id: Uuid,
