@@ -1,6 +1,6 @@
 //! Start-up and the route table.
 
-use crate::api::{self, AppState, admin, events, keys, login, system};
+use crate::api::{self, AppState, admin, events, keys, login, system, tedee};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::core::secret::SecretHasher;
@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::net::SocketAddr;
@@ -110,6 +110,16 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        // Tedee-compatible personal access keys.
+        .route(
+            "/api/{version}/my/personalaccesskey",
+            post(tedee::create).get(tedee::list),
+        )
+        .route(
+            "/api/{version}/my/personalaccesskey/{id}",
+            put(tedee::update).delete(tedee::delete),
+        )
+        .route("/api/{version}/my/{*rest}", any(tedee::not_found))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics));
     if state.test_clock.is_some() {

@@ -1,5 +1,6 @@
 //! One place that authenticates a request, in this order: `Authorization: Basic`,
-//! `Authorization: SOTicket` (or `SoTicket`), `Authorization: Bearer <JWT>`, `X-API-Key`,
+//! `Authorization: SOTicket` (or `SoTicket`), `Authorization: Bearer <JWT>`,
+//! `Authorization: PersonalKey <key>` (limited to the key's scopes), `X-API-Key`,
 //! then a cookie session (which must carry `X-XSRF-TOKEN` on every non-GET request).
 //! A present but bad credential is refused; it never falls through to the next scheme.
 
@@ -60,6 +61,7 @@ pub async fn authenticate(
             }
             "soticket" => svc.auth_ticket(value).await,
             "bearer" => svc.auth_bearer(value).await,
+            "personalkey" => svc.auth_personal_key(value).await,
             _ => Err(Error::Unauthenticated),
         };
     }

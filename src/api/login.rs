@@ -24,6 +24,7 @@ pub struct TicketResponse {
 /// Exchange a user login (Basic, or any user credential) for a `7T:` ticket.
 #[utoipa::path(post, path = "/v1/tickets", tag = "auth", responses((status = 201, body = TicketResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create_ticket(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<(StatusCode, Json<TicketResponse>)> {
+    p.require_unscoped("a ticket")?;
     let uid = p
         .user_id
         .ok_or_else(|| Error::Forbidden("tickets are issued to users, not API keys".into()))?;
@@ -114,25 +115,27 @@ pub struct MeResponse {
     pub user_id: Option<Uuid>,
     pub is_admin: bool,
     pub is_system_admin: bool,
-    /// basic, ticket, bearer, api_key or session.
+    /// basic, ticket, bearer, api_key, session or personal_key.
     pub auth: String,
 }
 
 /// Who the caller is.
 #[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
-pub async fn me(Auth(p): Auth) -> Json<MeResponse> {
+pub async fn me(Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
+    p.require(crate::service::personal::scope::ACCOUNT_READ)?;
     let auth = match p.method {
         AuthMethod::Basic => "basic",
         AuthMethod::Ticket => "ticket",
         AuthMethod::Bearer => "bearer",
         AuthMethod::ApiKey => "api_key",
         AuthMethod::Session => "session",
+        AuthMethod::PersonalKey => "personal_key",
     };
-    Json(MeResponse {
+    Ok(Json(MeResponse {
         org_id: p.org_id,
         user_id: p.user_id,
         is_admin: p.is_admin,
         is_system_admin: p.is_system_admin,
         auth: auth.into(),
-    })
+    }))
 }

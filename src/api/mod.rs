@@ -7,6 +7,7 @@ pub mod extract;
 pub mod keys;
 pub mod login;
 pub mod system;
+pub mod tedee;
 
 use crate::clock::ManualClock;
 use crate::config::Settings;

@@ -48,6 +48,7 @@ pub mod kind {
     pub const API_KEY_CREATED: &str = "ApiKeyCreated";
     pub const API_KEY_REVOKED: &str = "ApiKeyRevoked";
     pub const KEY_CREATED: &str = "KeyCreated";
+    pub const KEY_UPDATED: &str = "KeyUpdated";
     pub const KEY_USED: &str = "KeyUsed";
     pub const KEY_REVOKED: &str = "KeyRevoked";
 }

@@ -4,6 +4,7 @@
 pub mod jwt;
 pub mod limiter;
 pub mod password;
+pub mod personal;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -16,6 +17,7 @@ use crate::store::{Bootstrap, ConsumeOutcome, CredentialFilter, SharedStore};
 use chrono::{DateTime, Duration, Utc};
 use jwt::JwtVerifier;
 use limiter::FailureLimiter;
+use personal::scope;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,6 +29,7 @@ pub enum AuthMethod {
     Bearer,
     ApiKey,
     Session,
+    PersonalKey,
 }
 
 /// The authenticated caller. Every operation is confined to `org_id`.
@@ -41,9 +44,34 @@ pub struct Principal {
     /// For the audit log: `user:<uuid>` or `api_key:<uuid>`.
     pub actor: String,
     pub method: AuthMethod,
+    /// `Some` when authenticated by a personal access key: only these scopes are granted.
+    pub scopes: Option<Vec<String>>,
 }
 
 impl Principal {
+    /// May this caller act within `scope`? Unscoped credentials (passwords, tickets, JWTs,
+    /// API keys, sessions) may; a personal access key only within its scopes, where a
+    /// `X.ReadWrite` scope implies `X.Read`.
+    pub fn require(&self, scope: &str) -> Result<()> {
+        match &self.scopes {
+            None => Ok(()),
+            Some(granted) if granted.iter().any(|g| personal::scope_implies(g, scope)) => Ok(()),
+            Some(_) => Err(Error::Forbidden(format!(
+                "the personal access key lacks the scope {scope}"
+            ))),
+        }
+    }
+
+    /// Refuse credentials that are limited by scopes (they must not mint unlimited ones).
+    pub fn require_unscoped(&self, what: &str) -> Result<()> {
+        match self.scopes {
+            None => Ok(()),
+            Some(_) => Err(Error::Forbidden(format!(
+                "{what} cannot be obtained with a personal access key"
+            ))),
+        }
+    }
+
     fn require_admin(&self) -> Result<()> {
         if self.is_admin {
             Ok(())
@@ -233,6 +261,7 @@ impl Service {
 
     pub async fn create_org(&self, by: Option<&Principal>, name: &str) -> Result<(Organization, String)> {
         if let Some(p) = by {
+            p.require(scope::ORG_WRITE)?;
             if !p.is_system_admin {
                 return Err(Error::Forbidden(
                     "only administrators of the system organization may create organizations".into(),
@@ -277,6 +306,7 @@ impl Service {
     }
 
     pub async fn list_orgs(&self, by: &Principal) -> Result<Vec<Organization>> {
+        by.require(scope::ORG_READ)?;
         let all = self.store.list_orgs().await?;
         Ok(if by.is_system_admin {
             all
@@ -286,6 +316,7 @@ impl Service {
     }
 
     pub async fn get_org(&self, by: &Principal, id: Uuid) -> Result<Organization> {
+        by.require(scope::ORG_READ)?;
         if !by.is_system_admin && by.org_id != id {
             return Err(Error::NotFound("organization"));
         }
@@ -310,6 +341,7 @@ impl Service {
         person_id: Option<i64>,
     ) -> Result<User> {
         if let Some(p) = by {
+            p.require(scope::ORG_WRITE)?;
             p.require_admin()?;
             if p.org_id != org_id && !p.is_system_admin {
                 return Err(Error::NotFound("organization"));
@@ -354,11 +386,17 @@ impl Service {
     }
 
     pub async fn list_users(&self, by: &Principal) -> Result<Vec<User>> {
+        by.require(scope::ORG_READ)?;
         by.require_admin()?;
         self.store.list_users(by.org_id).await
     }
 
     pub async fn get_user(&self, by: &Principal, id: Uuid) -> Result<User> {
+        by.require(if by.user_id == Some(id) {
+            scope::ACCOUNT_READ
+        } else {
+            scope::ORG_READ
+        })?;
         let u = self
             .store
             .get_user(id)
@@ -386,6 +424,7 @@ impl Service {
     }
 
     pub async fn create_api_key(&self, by: &Principal, name: &str) -> Result<(ApiKey, String)> {
+        by.require(scope::ORG_WRITE)?;
         by.require_admin()?;
         validate_name("name", name)?;
         let (key, secret) = self.new_api_key(by.org_id, name)?;
@@ -402,11 +441,13 @@ impl Service {
     }
 
     pub async fn list_api_keys(&self, by: &Principal) -> Result<Vec<ApiKey>> {
+        by.require(scope::ORG_READ)?;
         by.require_admin()?;
         self.store.list_api_keys(by.org_id).await
     }
 
     pub async fn revoke_api_key(&self, by: &Principal, id: Uuid) -> Result<ApiKey> {
+        by.require(scope::ORG_WRITE)?;
         by.require_admin()?;
         let now = self.now();
         let e = self.event(
@@ -434,6 +475,7 @@ impl Service {
             is_system_admin: user.is_admin && org.is_system,
             actor: format!("user:{}", user.id),
             method,
+            scopes: None,
         })
     }
 
@@ -510,6 +552,7 @@ impl Service {
             is_system_admin: false,
             actor: format!("api_key:{}", k.id),
             method: AuthMethod::ApiKey,
+            scopes: None,
         })
     }
 
@@ -612,8 +655,14 @@ impl Service {
 
     // ------------------------------------------------------------------ keys
 
-    /// Issue a credential; returns it and its secret (to show once).
+    /// Issue a credential through the native API; returns it and its secret (to show once).
     pub async fn create_key(&self, by: &Principal, req: NewKey, shape: SecretShape) -> Result<(Credential, String)> {
+        by.require(scope::ORG_WRITE)?;
+        self.issue(by, req, shape).await
+    }
+
+    /// Issue a credential (every surface's rules have been checked by the caller).
+    pub(crate) async fn issue(&self, by: &Principal, req: NewKey, shape: SecretShape) -> Result<(Credential, String)> {
         let now = self.now();
         validate_name("name", &req.name)?;
         if req.scopes.len() > MAX_SCOPES {
@@ -755,6 +804,7 @@ impl Service {
         user: Option<Uuid>,
         consume: bool,
     ) -> Result<Verification> {
+        by.require(if consume { scope::ORG_WRITE } else { scope::ORG_READ })?;
         let hash = self.hasher.digest(Purpose::Credential, secret);
         let found = self
             .store
@@ -804,6 +854,7 @@ impl Service {
         scope: Option<String>,
         user: Option<Uuid>,
     ) -> Result<Verification> {
+        by.require(scope::ORG_WRITE)?;
         let c = self.get_key(by, id).await?;
         let ctx = VerifyContext {
             org_id: by.org_id,
@@ -822,6 +873,7 @@ impl Service {
     }
 
     pub async fn get_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {
+        by.require(scope::ORG_READ)?;
         self.store
             .get_credential(by.org_id, id)
             .await?
@@ -830,6 +882,7 @@ impl Service {
     }
 
     pub async fn list_keys(&self, by: &Principal, mut f: CredentialFilter) -> Result<Vec<Credential>> {
+        by.require(scope::ORG_READ)?;
         if !by.is_admin {
             match (f.owner_id, by.user_id) {
                 (Some(o), Some(me)) if o != me => return Ok(vec![]),
@@ -841,6 +894,7 @@ impl Service {
     }
 
     pub async fn revoke_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {
+        by.require(scope::ORG_WRITE)?;
         self.get_key(by, id).await?;
         let now = self.now();
         let e = self.event(by.org_id, aggregate::KEY, id, ev::KEY_REVOKED, json!({}), &by.actor);
@@ -853,6 +907,7 @@ impl Service {
     // ------------------------------------------------------------------ events
 
     pub async fn list_events(&self, by: &Principal, after: i64, limit: u32) -> Result<Vec<Event>> {
+        by.require(scope::ORG_READ)?;
         by.require_admin()?;
         self.store
             .list_events(by.org_id, after.max(0), limit.clamp(1, MAX_PAGE))

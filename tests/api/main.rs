@@ -8,4 +8,5 @@ mod openapi;
 mod ops;
 mod readme;
 mod secrets;
+mod tedee;
 mod validation;

@@ -1,0 +1,247 @@
+//! Tedee-compatible personal access keys under `/api/{apiVersion}/my/personalaccesskey`.
+//! Every answer, errors included, is Tedee's envelope
+//! `{"result", "success", "errorMessages", "statusCode"}`.
+
+use super::AppState;
+use super::auth::authenticate;
+use super::extract::{ClientAddr, is_json, parse_json, read_body};
+use crate::error::Error;
+use crate::service::Principal;
+use crate::service::personal::PersonalKeyRequest;
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A surface error in Tedee's envelope.
+#[derive(Debug)]
+pub struct TedeeError(pub Error);
+
+impl From<Error> for TedeeError {
+    fn from(e: Error) -> Self {
+        TedeeError(e)
+    }
+}
+
+impl IntoResponse for TedeeError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match &e {
+            Error::Invalid { field, message } => format!("{field}: {message}"),
+            Error::Internal(detail) => {
+                tracing::error!(detail, "internal error");
+                "Internal server error".to_string()
+            }
+            Error::Unauthenticated => "Unauthorized: provide a valid access token or personal access key".to_string(),
+            Error::NotFound(what) => format!("The {what} was not found"),
+            other => other.to_string(),
+        };
+        let body = json!({"success": false, "errorMessages": [message], "statusCode": status.as_u16()});
+        let mut resp = (status, Json(body)).into_response();
+        let h = resp.headers_mut();
+        match e {
+            Error::Unauthenticated => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer, PersonalKey"),
+                );
+            }
+            Error::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+type TedeeResult<T> = Result<T, TedeeError>;
+
+fn envelope(status: StatusCode, result: Value) -> Response {
+    (
+        status,
+        Json(json!({"result": result, "success": true, "errorMessages": [], "statusCode": status.as_u16()})),
+    )
+        .into_response()
+}
+
+/// The caller, authenticated by any keygate scheme, refused in Tedee's envelope.
+pub struct TedeeAuth(pub Principal);
+
+impl FromRequestParts<AppState> for TedeeAuth {
+    type Rejection = TedeeError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientAddr(source) = match ClientAddr::from_request_parts(parts, state).await {
+            Ok(c) => c,
+            Err(never) => match never {},
+        };
+        Ok(TedeeAuth(
+            authenticate(state, &parts.headers, &parts.method, &source).await?,
+        ))
+    }
+}
+
+/// `v37` and the like; anything else is not a route.
+fn check_version(v: &str) -> TedeeResult<()> {
+    let ok = v.len() >= 2 && v.len() <= 4 && v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::NotFound("API version").into())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    name: Option<String>,
+    #[serde(rename = "validTo")]
+    valid_to: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// Tedee dates: ISO 8601 with an offset or `Z`; without one, UTC.
+fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+async fn parse_request(state: &AppState, req: Request) -> TedeeResult<PersonalKeyRequest> {
+    if !is_json(req.headers()) {
+        return Err(Error::UnsupportedMediaType(
+            "expected a JSON body (application/json or application/json-patch+json)".into(),
+        )
+        .into());
+    }
+    let bytes = read_body(req.into_body(), state.settings.body_limit_bytes).await?;
+    let b: Body = parse_json(&bytes)?;
+    let name = b.name.ok_or_else(|| Error::invalid("name", "is required"))?;
+    let raw = b.valid_to.ok_or_else(|| Error::invalid("validTo", "is required"))?;
+    let valid_to = parse_date(&raw).ok_or_else(|| Error::invalid("validTo", "must be an ISO 8601 date and time"))?;
+    crate::service::check_time("validTo", Some(valid_to))?;
+    let scopes = b.scopes.ok_or_else(|| Error::invalid("scopes", "is required"))?;
+    Ok(PersonalKeyRequest { name, valid_to, scopes })
+}
+
+fn parse_id(id: &str) -> TedeeResult<Uuid> {
+    // An id that is not a UUID names no key of the caller's.
+    Uuid::parse_str(id).map_err(|_| Error::NotFound("personal access key").into())
+}
+
+#[derive(Debug, Serialize)]
+struct KeyItem {
+    id: Uuid,
+    name: String,
+    #[serde(rename = "validTo")]
+    valid_to: Option<String>,
+    scopes: Vec<String>,
+    prefix: String,
+}
+
+/// POST /api/{apiVersion}/my/personalaccesskey
+pub async fn create(
+    State(st): State<AppState>,
+    Path(version): Path<String>,
+    TedeeAuth(p): TedeeAuth,
+    req: Request,
+) -> TedeeResult<Response> {
+    check_version(&version)?;
+    let body = parse_request(&st, req).await?;
+    let (cred, secret) = st.svc.create_personal_key(&p, body).await?;
+    Ok(envelope(StatusCode::CREATED, json!({"id": cred.id, "key": secret})))
+}
+
+/// GET /api/{apiVersion}/my/personalaccesskey
+pub async fn list(
+    State(st): State<AppState>,
+    Path(version): Path<String>,
+    TedeeAuth(p): TedeeAuth,
+) -> TedeeResult<Response> {
+    check_version(&version)?;
+    let items: Vec<KeyItem> = st
+        .svc
+        .list_personal_keys(&p)
+        .await?
+        .into_iter()
+        .map(|c| KeyItem {
+            id: c.id,
+            name: c.name,
+            valid_to: c.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            scopes: c.scopes,
+            prefix: c.prefix,
+        })
+        .collect();
+    Ok(envelope(
+        StatusCode::OK,
+        serde_json::to_value(items).map_err(Error::internal)?,
+    ))
+}
+
+/// PUT /api/{apiVersion}/my/personalaccesskey/{id}
+pub async fn update(
+    State(st): State<AppState>,
+    Path((version, id)): Path<(String, String)>,
+    TedeeAuth(p): TedeeAuth,
+    req: Request,
+) -> TedeeResult<StatusCode> {
+    check_version(&version)?;
+    let id = parse_id(&id)?;
+    let body = parse_request(&st, req).await?;
+    st.svc.update_personal_key(&p, id, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// DELETE /api/{apiVersion}/my/personalaccesskey/{id}
+pub async fn delete(
+    State(st): State<AppState>,
+    Path((version, id)): Path<(String, String)>,
+    TedeeAuth(p): TedeeAuth,
+) -> TedeeResult<StatusCode> {
+    check_version(&version)?;
+    let id = parse_id(&id)?;
+    st.svc.delete_personal_key(&p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Anything else under `/api/{apiVersion}/my/...`.
+pub async fn not_found() -> TedeeError {
+    TedeeError(Error::NotFound("route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_with_and_without_offsets() {
+        let z = parse_date("2021-04-26T06:02:04.197Z").unwrap();
+        assert_eq!(
+            z.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "2021-04-26T06:02:04.197Z"
+        );
+        assert_eq!(parse_date("2021-04-26T08:02:04.197+02:00"), Some(z));
+        assert_eq!(parse_date("2021-04-26T06:02:04.197"), Some(z));
+        assert_eq!(parse_date("26/04/2021"), None);
+    }
+
+    #[test]
+    fn versions() {
+        assert!(check_version("v37").is_ok());
+        assert!(check_version("v1").is_ok());
+        assert!(check_version("37").is_err());
+        assert!(check_version("v").is_err());
+        assert!(check_version("vx").is_err());
+    }
+}
