@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, property and black-box tests.
-# Installs nothing today beyond the Rust toolchain; later suites (PostgreSQL, browsers,
-# SOAP clients) are installed and started from here.
+# Everything the tests need beyond the Rust toolchain is installed and started from here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Two cores: keep the build from oversubscribing the machine.
@@ -12,5 +11,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== browser test prerequisites"
+bash scripts/setup-browser.sh
 echo "== cargo test"
 cargo test --locked --no-fail-fast

@@ -1,6 +1,6 @@
 //! Start-up and the route table.
 
-use crate::api::{self, AppState, admin, events, keys, login, system, tedee};
+use crate::api::{self, AppState, admin, events, keys, login, pages, system, tedee};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::core::secret::SecretHasher;
@@ -120,6 +120,13 @@ pub fn router(state: AppState) -> Router {
             put(tedee::update).delete(tedee::delete),
         )
         .route("/api/{version}/my/{*rest}", any(tedee::not_found))
+        // Web pages: my personal access keys.
+        .route("/account", get(pages::account))
+        .route("/account/login", get(pages::login_page))
+        .route("/account/keys", get(pages::keys_page))
+        .route("/account/login.js", get(pages::login_js))
+        .route("/account/keys.js", get(pages::keys_js))
+        .route("/account/style.css", get(pages::style_css))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics));
     if state.test_clock.is_some() {

@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod keys;
 pub mod login;
+pub mod pages;
 pub mod system;
 pub mod tedee;
 
