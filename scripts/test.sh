@@ -13,5 +13,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== browser test prerequisites"
 bash scripts/setup-browser.sh
+echo "== SOAP client prerequisites"
+bash scripts/setup-soap.sh
 echo "== cargo test"
 cargo test --locked --no-fail-fast

@@ -43,6 +43,8 @@ pub struct Settings {
     /// Failed logins allowed per source address within the window before 429.
     pub login_max_failures_per_source: u32,
     pub login_failure_window_secs: u64,
+    /// The server's local time zone (IANA name): SuperOffice dates without an offset are read in it.
+    pub time_zone: String,
     /// Unsafe, for tests only: install a movable clock and the `/_test/clock` route.
     pub unsafe_test_clock: bool,
 }
@@ -68,6 +70,7 @@ impl Default for Settings {
             login_max_failures_per_user: 5,
             login_max_failures_per_source: 20,
             login_failure_window_secs: 300,
+            time_zone: "UTC".into(),
             unsafe_test_clock: false,
         }
     }
@@ -108,6 +111,9 @@ impl Settings {
         }
         if self.body_limit_bytes == 0 || self.request_timeout_secs == 0 {
             return Err("body_limit_bytes and request_timeout_secs must be positive".into());
+        }
+        if crate::api::superoffice::parse_time_zone(&self.time_zone).is_none() {
+            return Err(format!("time_zone {:?} is not a known IANA time zone", self.time_zone));
         }
         if self.ticket_ttl_secs == 0 || self.session_ttl_secs == 0 {
             return Err("ticket_ttl_secs and session_ttl_secs must be positive".into());

@@ -1,6 +1,6 @@
 //! Start-up and the route table.
 
-use crate::api::{self, AppState, admin, events, keys, login, pages, system, tedee};
+use crate::api::{self, AppState, admin, events, keys, login, pages, superoffice, system, tedee};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::core::secret::SecretHasher;
@@ -120,6 +120,16 @@ pub fn router(state: AppState) -> Router {
             put(tedee::update).delete(tedee::delete),
         )
         .route("/api/{version}/my/{*rest}", any(tedee::not_found))
+        // SuperOffice Person agent (REST) and Services86 SOAP.
+        .route("/api/v1/Agents/Person/{method}", post(superoffice::rest::person))
+        .route(
+            "/Remote/Services86/Person.svc",
+            post(superoffice::soap::person).get(superoffice::soap::person_wsdl),
+        )
+        .route(
+            "/Remote/Services86/SoPrincipal.svc",
+            post(superoffice::soap::principal).get(superoffice::soap::principal_wsdl),
+        )
         // Web pages: my personal access keys.
         .route("/account", get(pages::account))
         .route("/account/login", get(pages::login_page))

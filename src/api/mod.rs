@@ -7,8 +7,10 @@ pub mod extract;
 pub mod keys;
 pub mod login;
 pub mod pages;
+pub mod superoffice;
 pub mod system;
 pub mod tedee;
+pub mod xml;
 
 use crate::clock::ManualClock;
 use crate::config::Settings;

@@ -5,6 +5,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod password;
 pub mod personal;
+pub mod temporary;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -658,6 +659,9 @@ impl Service {
     /// Issue a credential through the native API; returns it and its secret (to show once).
     pub async fn create_key(&self, by: &Principal, req: NewKey, shape: SecretShape) -> Result<(Credential, String)> {
         by.require(scope::ORG_WRITE)?;
+        if req.expires_at.is_some_and(|exp| exp <= self.now()) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
         self.issue(by, req, shape).await
     }
 
@@ -679,9 +683,6 @@ impl Service {
         check_time("not_before", req.not_before)?;
         check_time("expires_at", req.expires_at)?;
         if let Some(exp) = req.expires_at {
-            if exp <= now {
-                return Err(Error::invalid("expires_at", "must be in the future"));
-            }
             if req.not_before.is_some_and(|nb| nb >= exp) {
                 return Err(Error::invalid("not_before", "must be before expires_at"));
             }
@@ -928,6 +929,7 @@ fn key_created_data(c: &Credential) -> serde_json::Value {
         "max_uses": c.max_uses,
         "allowed_users": c.allowed_users,
         "subject": c.subject,
+        "application": c.metadata.get("application"),
     })
 }
 

@@ -1,0 +1,167 @@
+//! Request arguments from any body format (JSON, XML, form), read by name
+//! (case-insensitively) and converted to the type the operation declares.
+
+use super::ops::{Operation, Param, Ty};
+use crate::api::xml::Element;
+use crate::error::{Error, Result};
+use crate::service::temporary::Domain;
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw {
+    Null,
+    Text(String),
+    Json(Value),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Args(Vec<(String, Raw)>);
+
+impl Args {
+    pub fn from_json(v: Value) -> Result<Args> {
+        match v {
+            Value::Object(m) => Ok(Args(
+                m.into_iter()
+                    .map(|(k, v)| (k, if v.is_null() { Raw::Null } else { Raw::Json(v) }))
+                    .collect(),
+            )),
+            _ => Err(Error::invalid("request", "the body must be a JSON object")),
+        }
+    }
+
+    /// The children of an XML element (the request root, or a SOAP operation element).
+    pub fn from_xml(root: &Element) -> Args {
+        Args(
+            root.children
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        if c.is_nil() {
+                            Raw::Null
+                        } else {
+                            Raw::Text(c.text.clone())
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn from_form(pairs: Vec<(String, String)>) -> Args {
+        Args(pairs.into_iter().map(|(k, v)| (k, Raw::Text(v))).collect())
+    }
+
+    fn raw(&self, name: &str) -> Option<&Raw> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    fn present(&self, p: &Param) -> Result<Option<&Raw>> {
+        match self.raw(p.name) {
+            None | Some(Raw::Null) if p.required => Err(Error::invalid(p.name, "is required")),
+            None | Some(Raw::Null) => Ok(None),
+            Some(r) => Ok(Some(r)),
+        }
+    }
+
+    fn param<'a>(op: &'a Operation, name: &str) -> Result<&'a Param> {
+        op.param(name)
+            .ok_or_else(|| Error::internal(format!("{} has no parameter {name}", op.name)))
+    }
+
+    /// An int32; absent or null is 0 unless required.
+    pub fn int(&self, op: &Operation, name: &str) -> Result<i32> {
+        let p = Self::param(op, name)?;
+        debug_assert_eq!(p.ty, Ty::Int);
+        let bad = || Error::invalid(p.name, "must be a whole number between -2147483648 and 2147483647");
+        match self.present(p)? {
+            None => Ok(0),
+            Some(Raw::Json(Value::Number(n))) => n.as_i64().and_then(|v| i32::try_from(v).ok()).ok_or_else(bad),
+            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => {
+                let s = s.trim();
+                if s.is_empty() && !p.required {
+                    return Ok(0);
+                }
+                s.parse::<i32>().map_err(|_| bad())
+            }
+            Some(_) => Err(bad()),
+        }
+    }
+
+    pub fn string(&self, op: &Operation, name: &str) -> Result<Option<String>> {
+        let p = Self::param(op, name)?;
+        match self.present(p)? {
+            None => Ok(None),
+            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::invalid(p.name, "must be a string")),
+        }
+    }
+
+    pub fn domain(&self, op: &Operation, name: &str) -> Result<Domain> {
+        let p = Self::param(op, name)?;
+        let text = match self.present(p)? {
+            None => return Ok(Domain::Unknown),
+            Some(Raw::Json(Value::Number(n))) => n.to_string(),
+            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => s.clone(),
+            Some(_) => return Err(Error::invalid(p.name, "must be a TemporaryKeyDomain name or number")),
+        };
+        Domain::parse(&text).ok_or_else(|| Error::invalid(p.name, format!("unknown TemporaryKeyDomain {text:?}")))
+    }
+
+    /// A date-time: with an offset or `Z` it is exact; without one it is wall-clock time in `local`.
+    pub fn datetime(&self, op: &Operation, name: &str, local: Tz) -> Result<DateTime<Utc>> {
+        let p = Self::param(op, name)?;
+        let text = match self.present(p)? {
+            None => return Err(Error::invalid(p.name, "is required")),
+            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => s.trim().to_string(),
+            Some(_) => return Err(Error::invalid(p.name, "must be a date and time string")),
+        };
+        parse_datetime(&text, local).ok_or_else(|| Error::invalid(p.name, "is not a valid date and time"))
+    }
+}
+
+/// ISO 8601 / xsd:dateTime with any number of fractional digits (.NET writes 7).
+pub fn parse_datetime(s: &str, local: Tz) -> Option<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"))
+        .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
+        .ok()?;
+    match local.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        // In a daylight-saving overlap take the earlier instant.
+        LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
+        // A wall-clock time skipped by daylight saving does not exist.
+        LocalResult::None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_dates_parse() {
+        let d = parse_datetime("2005-09-18T11:10:27.4874598+02:00", Tz::UTC).unwrap();
+        assert_eq!(d.to_rfc3339(), "2005-09-18T09:10:27.487459800+00:00");
+        assert_eq!(
+            parse_datetime("2021-11-30T13:22:59Z", Tz::UTC).unwrap().to_rfc3339(),
+            "2021-11-30T13:22:59+00:00"
+        );
+        let oslo = parse_datetime("2021-11-30T13:22:59", chrono_tz::Europe::Oslo).unwrap();
+        assert_eq!(oslo.to_rfc3339(), "2021-11-30T12:22:59+00:00");
+        assert!(
+            parse_datetime("2021-03-28T02:30:00", chrono_tz::Europe::Oslo).is_none(),
+            "skipped by DST"
+        );
+        assert!(parse_datetime("yesterday", Tz::UTC).is_none());
+        assert!(parse_datetime("2021-02-30T00:00:00Z", Tz::UTC).is_none());
+    }
+}

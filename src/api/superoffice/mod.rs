@@ -1,0 +1,241 @@
+//! SuperOffice NetServer compatibility: the Person agent's temporary keys over REST
+//! (`/api/v1/Agents/Person/<method>`) and SOAP (`/Remote/Services86/Person.svc`), and
+//! ticket login over SOAP (`/Remote/Services86/SoPrincipal.svc`).
+//!
+//! Agent-wide behaviour (body formats, Accept negotiation, `$select`, languages, time
+//! zones, the error shapes) lives here once, for reuse by other agents.
+
+pub mod args;
+pub mod ops;
+pub mod render;
+pub mod rest;
+pub mod soap;
+pub mod wsdl;
+
+use crate::error::{Error, Result};
+use crate::service::temporary::{Domain, TemporaryKeyInfo, TemporaryKeyRequest};
+use crate::service::{Principal, Service};
+use args::Args;
+use axum::http::HeaderMap;
+use chrono_tz::Tz;
+use ops::Operation;
+use std::str::FromStr;
+
+/// The language of texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    No,
+}
+
+impl Lang {
+    /// `SO-Language` overrides `Accept-Language`; `*` or `x` mean no translation.
+    pub fn from_headers(h: &HeaderMap) -> Lang {
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let pick = |tag: &str| -> Option<Lang> {
+            let primary = tag
+                .split(';')
+                .next()?
+                .trim()
+                .split(['-', '_'])
+                .next()?
+                .to_ascii_lowercase();
+            match primary.as_str() {
+                "no" | "nb" | "nn" => Some(Lang::No),
+                "en" | "*" | "x" => Some(Lang::En),
+                _ => None,
+            }
+        };
+        if let Some(so) = get("so-language") {
+            return pick(&so).unwrap_or(Lang::En);
+        }
+        get("accept-language")
+            .and_then(|al| {
+                al.split(',')
+                    .filter(|t| !t.contains("q=0") || t.contains("q=0."))
+                    .find_map(|t| pick(t.trim()))
+            })
+            .unwrap_or(Lang::En)
+    }
+
+    /// Translate a message built from keygate's English phrases.
+    pub fn tr(self, english: &str) -> String {
+        if self == Lang::En {
+            return english.to_string();
+        }
+        const PHRASES: &[(&str, &str)] = &[
+            ("The request is invalid.", "Forespørselen er ugyldig."),
+            ("authentication required", "autentisering kreves"),
+            ("Authentication required", "Autentisering kreves"),
+            ("is required", "er påkrevd"),
+            ("must be a whole number between", "må være et heltall mellom"),
+            (" and ", " og "),
+            ("is not a valid date and time", "er ikke en gyldig dato og tid"),
+            ("must be a date and time string", "må være en tekst med dato og tid"),
+            (
+                "must be between 1970-01-01 and 9999-12-31",
+                "må være mellom 1970-01-01 og 9999-12-31",
+            ),
+            ("unknown TemporaryKeyDomain", "ukjent TemporaryKeyDomain"),
+            (
+                "must be a TemporaryKeyDomain name or number",
+                "må være et TemporaryKeyDomain-navn eller -nummer",
+            ),
+            ("must not be negative", "kan ikke være negativ"),
+            ("must be at most", "kan være maks"),
+            ("characters", "tegn"),
+            ("must be a string", "må være en tekst"),
+            ("the body must be a JSON object", "innholdet må være et JSON-objekt"),
+            ("malformed JSON", "ugyldig JSON"),
+            ("malformed XML", "ugyldig XML"),
+            (
+                "DOCTYPE and entity declarations are not allowed",
+                "DOCTYPE og entitetsdeklarasjoner er ikke tillatt",
+            ),
+            ("unsupported media type", "medietypen støttes ikke"),
+            ("request body too large", "forespørselen er for stor"),
+            ("unknown time zone", "ukjent tidssone"),
+            (
+                "too many failed attempts; retry after",
+                "for mange mislykkede forsøk; prøv igjen om",
+            ),
+            ("not found", "ble ikke funnet"),
+            ("No such agent method", "Ingen slik agentmetode"),
+            (
+                "the personal access key lacks the scope",
+                "den personlige tilgangsnøkkelen mangler omfanget",
+            ),
+            (
+                "the database is unavailable; try again shortly",
+                "databasen er utilgjengelig; prøv igjen snart",
+            ),
+            ("Internal error", "Intern feil"),
+            ("The ticket is not valid", "Billetten er ikke gyldig"),
+            ("Unknown user name or password", "Ukjent brukernavn eller passord"),
+        ];
+        let mut s = english.to_string();
+        for (en, no) in PHRASES {
+            s = s.replace(en, no);
+        }
+        s
+    }
+}
+
+/// A time zone from `SO-TimeZone` (IANA name, or a SuperOffice location code such as `NO`).
+pub fn parse_time_zone(code: &str) -> Option<Tz> {
+    let code = code.trim();
+    let iana = match code.to_ascii_uppercase().as_str() {
+        "NO" => "Europe/Oslo",
+        "SE" => "Europe/Stockholm",
+        "DK" => "Europe/Copenhagen",
+        "FI" => "Europe/Helsinki",
+        "NL" => "Europe/Amsterdam",
+        "DE" => "Europe/Berlin",
+        "UK" | "GB" => "Europe/London",
+        "UTC" | "GMT" | "Z" => "UTC",
+        _ => code,
+    };
+    Tz::from_str(iana).ok()
+}
+
+/// What a request asks of the agent beyond its arguments.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub lang: Lang,
+    /// The client's time zone (SO-TimeZone / SOAP TimeZone header): dates without an offset are
+    /// read in it and returned dates are converted to it.
+    pub client_tz: Option<Tz>,
+    /// The server's local time zone (setting `time_zone`).
+    pub server_tz: Tz,
+    /// Fingerprint of SO-AppToken / ApplicationToken.
+    pub application: Option<String>,
+}
+
+impl Ctx {
+    /// Where "local time" is for this request.
+    pub fn local_tz(&self) -> Tz {
+        self.client_tz.unwrap_or(self.server_tz)
+    }
+}
+
+/// An operation's result, before a surface renders it.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Str(String),
+    Info(TemporaryKeyInfo),
+    Void,
+}
+
+/// Run one Person agent operation. REST and SOAP both come here.
+pub async fn execute(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: &Ctx) -> Result<Answer> {
+    match op.name {
+        "CreateTemporaryKey" | "CreateTemporaryKeyWithPayload" => {
+            let payload = if op.param("Payload").is_some() {
+                args.string(op, "Payload")?
+            } else {
+                None
+            };
+            let req = TemporaryKeyRequest {
+                domain: args.domain(op, "Domain")?,
+                target_id: args.int(op, "TargetId")?,
+                person_id: args.int(op, "PersonId")?,
+                expires: args.datetime(op, "Expires", ctx.local_tz())?,
+                payload,
+                application: ctx.application.clone(),
+            };
+            Ok(Answer::Str(svc.create_temporary_key(p, req).await?))
+        }
+        "CheckTemporaryKey" => {
+            let key = args.string(op, "TemporaryKey")?.unwrap_or_default();
+            Ok(Answer::Info(svc.check_temporary_key(p, key.trim()).await?))
+        }
+        "DeleteTemporaryKeysOfDomain" => {
+            let domain: Domain = args.domain(op, "Domain")?;
+            let person = args.int(op, "PersonId")?;
+            svc.delete_temporary_keys_of_domain(p, domain, person).await?;
+            Ok(Answer::Void)
+        }
+        other => Err(Error::internal(format!("operation {other} has no implementation"))),
+    }
+}
+
+/// The TemporaryKeyInfo carrier as JSON (DataContract member names, alphabetical).
+pub fn info_json(i: &TemporaryKeyInfo) -> serde_json::Value {
+    serde_json::json!({
+        "Domain": i.domain.name(),
+        "FieldProperties": {},
+        "IsExpired": i.is_expired,
+        "Payload": i.payload,
+        "PersonId": i.person_id,
+        "TableRight": null,
+        "TargetId": i.target_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn language_choice() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Lang::from_headers(&h), Lang::En);
+        h.insert("accept-language", HeaderValue::from_static("fr,de,ru,zh"));
+        assert_eq!(Lang::from_headers(&h), Lang::En);
+        h.insert("accept-language", HeaderValue::from_static("fr;q=0.9, nb-NO;q=0.8"));
+        assert_eq!(Lang::from_headers(&h), Lang::No);
+        h.insert("so-language", HeaderValue::from_static("x"));
+        assert_eq!(Lang::from_headers(&h), Lang::En);
+        h.insert("so-language", HeaderValue::from_static("no"));
+        assert_eq!(Lang::from_headers(&h), Lang::No);
+        assert_eq!(Lang::No.tr("Domain: is required"), "Domain: er påkrevd");
+    }
+
+    #[test]
+    fn time_zones() {
+        assert_eq!(parse_time_zone("NO"), Some(chrono_tz::Europe::Oslo));
+        assert_eq!(parse_time_zone("America/New_York"), Some(chrono_tz::America::New_York));
+        assert_eq!(parse_time_zone("Mars/Olympus"), None);
+    }
+}

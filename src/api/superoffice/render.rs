@@ -1,0 +1,252 @@
+//! Answers in JSON or XML (by Accept), `$select`, and the agent's error shapes.
+
+use super::{Answer, Lang, info_json};
+use crate::api::xml::esc;
+use crate::error::Error;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+pub const SERIALIZATION_NS: &str = "http://schemas.microsoft.com/2003/10/Serialization/";
+pub const DATACONTRACT_NS: &str = "http://schemas.datacontract.org/2004/07/SuperOffice.CRM.Services";
+pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// The response media type, echoing the flavour the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json(&'static str),
+    Xml(&'static str),
+}
+
+impl Format {
+    /// The first acceptable type in Accept order (ignoring q=0); JSON when nothing matches.
+    pub fn from_accept(h: &HeaderMap) -> Format {
+        let accept = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        for part in accept.split(',') {
+            let mut it = part.split(';');
+            let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            if it.any(|p| {
+                matches!(
+                    p.trim().replace(' ', "").as_str(),
+                    "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
+                )
+            }) {
+                continue;
+            }
+            let f = match mime.as_str() {
+                "application/json" => Format::Json("application/json"),
+                "text/json" => Format::Json("text/json"),
+                "application/json-patch+json" => Format::Json("application/json-patch+json"),
+                "application/merge-patch+json" => Format::Json("application/merge-patch+json"),
+                "application/xml" => Format::Xml("application/xml"),
+                "text/xml" => Format::Xml("text/xml"),
+                "*/*" | "application/*" => Format::Json("application/json"),
+                _ => continue,
+            };
+            return f;
+        }
+        Format::Json("application/json")
+    }
+
+    fn content_type(self) -> HeaderValue {
+        let m = match self {
+            Format::Json(m) | Format::Xml(m) => m,
+        };
+        HeaderValue::from_str(&format!("{m}; charset=utf-8")).unwrap_or(HeaderValue::from_static("application/json"))
+    }
+}
+
+/// `$select=a,b,c/d`: the listed properties (case-insensitive, `/` for nesting) stay; the
+/// others are nulled out.
+pub fn apply_select(v: &mut Value, select: &str) {
+    let paths: Vec<Vec<String>> = select
+        .split(',')
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split('/').map(|s| s.trim().to_ascii_lowercase()).collect())
+        .collect();
+    if !paths.is_empty() {
+        keep(v, &paths);
+    }
+}
+
+fn keep(v: &mut Value, paths: &[Vec<String>]) {
+    let Value::Object(map) = v else { return };
+    for (k, val) in map.iter_mut() {
+        let key = k.to_ascii_lowercase();
+        let matching: Vec<&Vec<String>> = paths.iter().filter(|p| p.first() == Some(&key)).collect();
+        if matching.is_empty() {
+            *val = Value::Null;
+        } else if matching.iter().any(|p| p.len() == 1) {
+            // The whole property is selected.
+        } else {
+            let rest: Vec<Vec<String>> = matching.iter().map(|p| p[1..].to_vec()).collect();
+            keep(val, &rest);
+        }
+    }
+}
+
+/// A JSON value as DataContract XML children (object members in order; null as `i:nil`).
+fn xml_members(out: &mut String, v: &Value) {
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            match val {
+                Value::Null => out.push_str(&format!("<{k} i:nil=\"true\"/>")),
+                Value::Object(_) => {
+                    out.push_str(&format!("<{k}>"));
+                    xml_members(out, val);
+                    out.push_str(&format!("</{k}>"));
+                }
+                Value::String(s) => out.push_str(&format!("<{k}>{}</{k}>", esc(s))),
+                other => out.push_str(&format!("<{k}>{other}</{k}>")),
+            }
+        }
+    }
+}
+
+/// A DataContract document: `<Root xmlns=... xmlns:i=...>members</Root>`.
+pub fn xml_object(root: &str, v: &Value) -> String {
+    let mut s = format!("<{root} xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\">");
+    xml_members(&mut s, v);
+    s.push_str(&format!("</{root}>"));
+    s
+}
+
+fn body(status: StatusCode, format: Format, text: String) -> Response {
+    let mut r = (status, text).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, format.content_type());
+    r
+}
+
+/// Render an operation's answer.
+pub fn answer(a: Answer, format: Format, select: Option<&str>) -> Response {
+    match a {
+        Answer::Void => StatusCode::NO_CONTENT.into_response(),
+        Answer::Str(s) => match format {
+            Format::Json(_) => body(StatusCode::OK, format, Value::String(s).to_string()),
+            Format::Xml(_) => body(
+                StatusCode::OK,
+                format,
+                format!("<string xmlns=\"{SERIALIZATION_NS}\">{}</string>", esc(&s)),
+            ),
+        },
+        Answer::Info(info) => {
+            let mut v = info_json(&info);
+            if let Some(sel) = select {
+                apply_select(&mut v, sel);
+            }
+            match format {
+                Format::Json(_) => body(StatusCode::OK, format, v.to_string()),
+                Format::Xml(_) => body(StatusCode::OK, format, xml_object("TemporaryKeyInfo", &v)),
+            }
+        }
+    }
+}
+
+/// The agent's errors: invalid requests as `{"Message": "The request is invalid.", "MessageDetail"}`,
+/// everything else as `{"Error": true, "ErrorType", "ErrorMessage", "ErrorSource"}`.
+pub fn error(e: Error, format: Format, lang: Lang, source: &str) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let v = match &e {
+        Error::Invalid { field, message } => serde_json::json!({
+            "Message": lang.tr("The request is invalid."),
+            "MessageDetail": lang.tr(&format!("{field}: {message}")),
+        }),
+        other => {
+            let (kind, message) = match other {
+                Error::Unauthenticated => ("UnauthorizedAccessException", "Authentication required".to_string()),
+                Error::Forbidden(m) => ("SoAccessDeniedException", m.clone()),
+                Error::NotFound(what) => ("SoNotFoundException", format!("{what} not found")),
+                Error::Conflict(m) => ("SoConflictException", m.clone()),
+                Error::RateLimited { .. } => ("SoTooManyRequestsException", other.to_string()),
+                Error::PayloadTooLarge => ("SoRequestTooLargeException", "request body too large".to_string()),
+                Error::UnsupportedMediaType(m) => (
+                    "SoUnsupportedMediaTypeException",
+                    format!("unsupported media type: {m}"),
+                ),
+                Error::Unavailable(d) => {
+                    tracing::warn!(detail = d.as_str(), "database unavailable");
+                    (
+                        "SoDatabaseUnavailableException",
+                        "the database is unavailable; try again shortly".to_string(),
+                    )
+                }
+                Error::Internal(d) => {
+                    tracing::error!(detail = d.as_str(), "internal error");
+                    ("SoException", "Internal error".to_string())
+                }
+                Error::Invalid { .. } => ("SoException", String::new()),
+            };
+            serde_json::json!({"Error": true, "ErrorType": kind, "ErrorMessage": lang.tr(&message), "ErrorSource": source})
+        }
+    };
+    let mut r = match format {
+        Format::Json(_) => body(status, format, v.to_string()),
+        Format::Xml(_) => body(status, format, xml_object("Error", &v)),
+    };
+    let h = r.headers_mut();
+    match e {
+        Error::Unauthenticated => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"SuperOffice Username or Ticket\""),
+            );
+        }
+        Error::RateLimited { retry_after_secs } => {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                h.insert(header::RETRY_AFTER, v);
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn select_nulls_out_unlisted_properties() {
+        let mut v =
+            json!({"Domain": "PublicFaq", "TargetId": 1, "TableRight": {"Mask": "R", "Reason": "x"}, "Payload": "p"});
+        apply_select(&mut v, "domain, tableright/mask");
+        assert_eq!(
+            v,
+            json!({"Domain": "PublicFaq", "TargetId": null, "TableRight": {"Mask": "R", "Reason": null}, "Payload": null})
+        );
+        let mut w = json!({"A": 1});
+        apply_select(&mut w, "");
+        assert_eq!(w, json!({"A": 1}));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Format::from_accept(&h), Format::Json("application/json"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("text/html, text/xml;q=0.9"));
+        assert_eq!(Format::from_accept(&h), Format::Xml("text/xml"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/xml;q=0, text/json"),
+        );
+        assert_eq!(Format::from_accept(&h), Format::Json("text/json"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(Format::from_accept(&h), Format::Json("application/json"));
+    }
+
+    #[test]
+    fn xml_escapes_and_nils() {
+        let x = xml_object("T", &json!({"A": "<&>", "B": null, "C": true}));
+        assert_eq!(
+            x,
+            format!(
+                "<T xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\"><A>&lt;&amp;&gt;</A><B i:nil=\"true\"/><C>true</C></T>"
+            )
+        );
+    }
+}

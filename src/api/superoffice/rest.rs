@@ -1,0 +1,120 @@
+//! The REST agent: `POST /api/v1/Agents/Person/<method>`.
+
+use super::args::Args;
+use super::render::{self, Format};
+use super::{Ctx, Lang, execute, ops, parse_time_zone};
+use crate::api::AppState;
+use crate::api::auth::authenticate;
+use crate::api::extract::{ClientAddr, parse_json, read_body};
+use crate::api::xml;
+use crate::error::{Error, Result};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use chrono_tz::Tz;
+
+/// Build the request context from the agent headers.
+pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
+    let client_tz = match h
+        .get("so-timezone")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(code) => Some(parse_time_zone(code).ok_or_else(|| Error::invalid("SO-TimeZone", "unknown time zone"))?),
+        None => None,
+    };
+    let application = h
+        .get("so-apptoken")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|t| st.svc.application_fingerprint(t));
+    Ok(Ctx {
+        lang,
+        client_tz,
+        server_tz: server_tz(st),
+        application,
+    })
+}
+
+pub fn server_tz(st: &AppState) -> Tz {
+    parse_time_zone(&st.settings.time_zone).unwrap_or(Tz::UTC)
+}
+
+fn select_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("$select"))
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Read the body in any of the agent's request formats.
+async fn read_args(st: &AppState, req: Request) -> Result<Args> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let bytes = read_body(req.into_body(), st.settings.body_limit_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Args::default());
+    }
+    match ct.as_str() {
+        "application/json" | "text/json" | "application/json-patch+json" | "application/merge-patch+json" => {
+            Args::from_json(parse_json::<serde_json::Value>(&bytes)?)
+        }
+        "application/xml" | "text/xml" => {
+            let root = xml::parse(&bytes).map_err(|m| Error::invalid("request", m))?;
+            Ok(Args::from_xml(&root))
+        }
+        "application/x-www-form-urlencoded" => Ok(Args::from_form(
+            form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )),
+        other => Err(Error::UnsupportedMediaType(if other.is_empty() {
+            "no Content-Type".into()
+        } else {
+            other.to_string()
+        })),
+    }
+}
+
+pub async fn person(State(st): State<AppState>, Path(method): Path<String>, req: Request) -> Response {
+    let format = Format::from_accept(req.headers());
+    let lang = Lang::from_headers(req.headers());
+    let source = format!("Person.{method}");
+    match run(&st, &method, req).await {
+        Ok((answer, select)) => render::answer(answer, format, select.as_deref()),
+        Err(e) => render::error(e, format, lang, &source),
+    }
+}
+
+async fn run(st: &AppState, method: &str, req: Request) -> Result<(super::Answer, Option<String>)> {
+    let (mut parts, body) = req.into_parts();
+    let op = ops::find(ops::PERSON, method).ok_or(Error::NotFound("agent method"))?;
+    let ClientAddr(src) = match ClientAddr::from_request_parts(&mut parts, st).await {
+        Ok(c) => c,
+        Err(never) => match never {},
+    };
+    let principal = authenticate(st, &parts.headers, &parts.method, &src).await?;
+    let ctx = context(st, &parts.headers, Lang::from_headers(&parts.headers))?;
+    let select = select_param(parts.uri.query());
+    let args = read_args(st, Request::from_parts(parts, body)).await?;
+    let answer = execute(&st.svc, &principal, op, &args, &ctx).await?;
+    Ok((answer, select))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn select_is_read_case_insensitively() {
+        assert_eq!(
+            super::select_param(Some("$select=name,department,category/id")).as_deref(),
+            Some("name,department,category/id")
+        );
+        assert_eq!(super::select_param(Some("%24SELECT=Domain")).as_deref(), Some("Domain"));
+        assert_eq!(super::select_param(None), None);
+    }
+}
