@@ -85,13 +85,14 @@ pub struct TemporaryKeyInfo {
 }
 
 impl TemporaryKeyInfo {
-    /// The answer for a key that is not valid here: Domain Unknown and zero ids.
+    /// The answer for a key that is not valid here: Domain Unknown and zero ids, as SuperOffice
+    /// documents it. IsExpired keeps its .NET default, false: callers check Domain.
     pub fn unknown() -> Self {
         TemporaryKeyInfo {
             domain: Domain::Unknown,
             target_id: 0,
             person_id: 0,
-            is_expired: true,
+            is_expired: false,
             payload: None,
         }
     }

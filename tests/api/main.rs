@@ -9,5 +9,6 @@ mod openapi;
 mod ops;
 mod readme;
 mod secrets;
+mod superoffice;
 mod tedee;
 mod validation;
