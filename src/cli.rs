@@ -43,6 +43,27 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Locks (SmartphoneKey surface).
+    Lock {
+        #[command(subcommand)]
+        command: LockCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Create a lock; prints its numeric id and UUID.
+    Create {
+        name: String,
+        /// Organization name.
+        #[arg(long)]
+        org: String,
+        /// The owning user's UUID (B2C owner).
+        #[arg(long)]
+        owner: Option<uuid::Uuid>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +117,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let settings = Settings::load(cli.config.as_deref(), &flags)?;
     match cli.command {
         Command::Serve { .. } => server::serve(settings).await,
+        Command::Lock {
+            command: LockCommand::Create { name, org, owner, out },
+        } => create_lock(&settings, &name, &org, owner, out.json).await,
         Command::Migrate(out) => {
             let _svc = open(&settings).await?;
             emit(out.json, json!({"migrated": true}), "database is up to date");
@@ -159,6 +183,33 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+async fn create_lock(
+    settings: &Settings,
+    name: &str,
+    org: &str,
+    owner: Option<uuid::Uuid>,
+    json_out: bool,
+) -> Result<(), String> {
+    let svc = open(settings).await?;
+    let org = svc
+        .org_by_name(org)
+        .await
+        .map_err(|_| format!("no organization named {org:?}"))?;
+    let lock = svc
+        .create_lock(None, org.id, name, owner, serde_json::Value::Null)
+        .await
+        .map_err(|e| e.to_string())?;
+    emit(
+        json_out,
+        json!({"id": lock.id, "uuid": lock.uuid}),
+        &format!(
+            "created lock {} (id {}, uuid {}) in {}",
+            lock.name, lock.id, lock.uuid, org.name
+        ),
+    );
+    Ok(())
 }
 
 async fn open(settings: &Settings) -> Result<crate::service::Service, String> {

@@ -49,6 +49,21 @@ pub struct LoginToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A lock (SmartphoneKey surface). Share keys are bound to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lock {
+    /// Numeric id used on the wire (`/locks/{id}`); assigned by the store.
+    pub id: i64,
+    pub uuid: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    /// The B2C owner: the user who may manage its share keys.
+    pub owner_id: Option<Uuid>,
+    /// Doors of the lock: `[{"id": n, "name": "..."}]`.
+    pub doors: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Ticket,

@@ -1,6 +1,6 @@
 //! Start-up and the route table.
 
-use crate::api::{self, AppState, admin, events, keys, login, pages, superoffice, system, tedee};
+use crate::api::{self, AppState, admin, events, keys, locks, login, pages, smartphonekey, superoffice, system, tedee};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::core::secret::SecretHasher;
@@ -30,7 +30,7 @@ use utoipa_axum::routes;
     info(title = "keygate", description = "Issue, verify, use up and revoke access keys."),
     modifiers(&SecurityAddon),
     security(("basic" = []), ("ticket" = []), ("bearer" = []), ("api_key" = []), ("session" = [])),
-    tags((name = "keys"), (name = "auth"), (name = "admin"), (name = "events"))
+    tags((name = "keys"), (name = "auth"), (name = "admin"), (name = "events"), (name = "locks"))
 )]
 struct ApiDoc;
 
@@ -90,6 +90,8 @@ fn native_api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::create_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
         .routes(routes!(events::list))
+        .routes(routes!(locks::create, locks::list))
+        .routes(routes!(locks::get))
         .split_for_parts()
 }
 
@@ -130,6 +132,12 @@ pub fn router(state: AppState) -> Router {
             "/Remote/Services86/SoPrincipal.svc",
             post(superoffice::soap::principal).get(superoffice::soap::principal_wsdl),
         )
+        // SmartphoneKey lock temp keys.
+        .route("/locks/{id}/create-temp-key", post(smartphonekey::create))
+        .route("/locks/{id}/update-temp-key", post(smartphonekey::update))
+        .route("/locks/{id}/delete-temp-key", post(smartphonekey::delete))
+        .route("/locks/{id}/use-temp-key", post(smartphonekey::use_key))
+        .route("/locks/{id}/temp-keys", get(smartphonekey::list))
         // Web pages: my personal access keys.
         .route("/account", get(pages::account))
         .route("/account/login", get(pages::login_page))

@@ -37,6 +37,7 @@ pub mod aggregate {
     pub const USER: &str = "user";
     pub const API_KEY: &str = "api_key";
     pub const KEY: &str = "key";
+    pub const LOCK: &str = "lock";
 }
 
 pub mod kind {
@@ -51,4 +52,5 @@ pub mod kind {
     pub const KEY_UPDATED: &str = "KeyUpdated";
     pub const KEY_USED: &str = "KeyUsed";
     pub const KEY_REVOKED: &str = "KeyRevoked";
+    pub const LOCK_CREATED: &str = "LockCreated";
 }

@@ -4,3 +4,4 @@
 pub mod credential;
 pub mod event;
 pub mod secret;
+pub mod share;

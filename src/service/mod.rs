@@ -5,6 +5,7 @@ pub mod jwt;
 pub mod limiter;
 pub mod password;
 pub mod personal;
+pub mod share;
 pub mod temporary;
 
 use crate::clock::SharedClock;
@@ -832,7 +833,7 @@ impl Service {
         let data = json!({"user": ctx.user, "scope": ctx.scope});
         let e = self.event(by.org_id, aggregate::KEY, c.id, ev::KEY_USED, data, &by.actor);
         match self.store.consume_use(c.org_id, c.id, now, &e).await? {
-            ConsumeOutcome::Used(c) => Ok(Verification {
+            ConsumeOutcome::Used(c, _) => Ok(Verification {
                 code: Code::Valid,
                 credential: Some(c),
             }),
@@ -902,6 +903,7 @@ impl Service {
         self.store
             .revoke_credential(by.org_id, id, now, &by.actor, &e)
             .await?
+            .map(|(c, _)| c)
             .ok_or(Error::NotFound("key"))
     }
 

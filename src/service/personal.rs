@@ -196,7 +196,7 @@ impl Service {
             json!({"changes": changes}),
             &by.actor,
         );
-        if !self.store.update_credential(&c, &e).await? {
+        if self.store.update_credential(&c, &e).await?.is_none() {
             return Err(Error::NotFound("personal access key"));
         }
         Ok(c)

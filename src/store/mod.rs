@@ -6,7 +6,7 @@ pub mod sqlite;
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
 use crate::error::Result;
-use crate::model::{ApiKey, LoginToken, Organization, TokenKind, User};
+use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -25,8 +25,8 @@ pub struct CredentialFilter {
 /// The result of trying to consume one use of a credential.
 #[derive(Debug, Clone)]
 pub enum ConsumeOutcome {
-    /// One use was recorded; the credential after the update.
-    Used(Credential),
+    /// One use was recorded: the credential after the update and the version of its event.
+    Used(Credential, i64),
     /// No use was recorded: the credential (as it is now) was not usable at `now`.
     Refused(Option<Credential>),
 }
@@ -79,15 +79,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool>;
 
     // --- credentials
-    async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<()>;
+    /// Returns the version of the appended event.
+    async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64>;
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
     /// Replace the mutable policy of an unrevoked credential (name, scopes, not_before, expires_at,
     /// max_uses, allowed_users, subject, metadata, updated_at, updated_by), appending `event`.
-    /// Returns false (and writes nothing) when it does not exist in `cred.org_id` or is revoked.
-    async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<bool>;
-    /// Revoke if not yet revoked (appending `event` only then); returns the credential after the call.
+    /// Returns the version of the appended event, or `None` (and writes nothing) when it does not
+    /// exist in `cred.org_id` or is revoked.
+    async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<Option<i64>>;
+    /// Revoke if not yet revoked (appending `event` only then); returns the credential after the
+    /// call and, when this call revoked it, the version of the appended event.
     async fn revoke_credential(
         &self,
         org_id: Uuid,
@@ -95,11 +98,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
         by: &str,
         event: &NewEvent,
-    ) -> Result<Option<Credential>>;
+    ) -> Result<Option<(Credential, Option<i64>)>>;
     /// Atomically record one use if the credential is unrevoked, inside its window and under
-    /// its use limit at `now`. `event.data` gets `used_count` added.
+    /// its use limit at `now`. `event.data` gets the new count: in its `usedCount` member when
+    /// it has one (SmartphoneKey events), else in `used_count`.
     async fn consume_use(&self, org_id: Uuid, id: Uuid, now: DateTime<Utc>, event: &NewEvent)
     -> Result<ConsumeOutcome>;
+
+    // --- locks
+    /// Insert a lock (its `id` is ignored and assigned); returns it with its id.
+    async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock>;
+    async fn get_lock(&self, id: i64) -> Result<Option<Lock>>;
+    async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>>;
 
     // --- events
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>>;

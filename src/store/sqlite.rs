@@ -10,7 +10,7 @@ use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, LoginToken, Organization, TokenKind, User};
+use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -153,6 +153,18 @@ fn cred_from(row: &SqliteRow) -> Result<Credential> {
     })
 }
 
+fn lock_from(row: &SqliteRow) -> Result<Lock> {
+    Ok(Lock {
+        id: row.try_get("id")?,
+        uuid: uuid_col(row, "uuid")?,
+        org_id: uuid_col(row, "org_id")?,
+        name: row.try_get("name")?,
+        owner_id: opt_uuid_col(row, "owner_id")?,
+        doors: json_col(row, "doors")?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
 fn event_from(row: &SqliteRow) -> Result<Event> {
     Ok(Event {
         seq: row.try_get("seq")?,
@@ -166,11 +178,13 @@ fn event_from(row: &SqliteRow) -> Result<Event> {
     })
 }
 
-/// Append an event with the next version of its aggregate, inside the caller's transaction.
-async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<()> {
-    sqlx::query(
+/// Append an event with the next version of its aggregate, inside the caller's transaction;
+/// returns that version.
+async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<i64> {
+    let version: i64 = sqlx::query_scalar(
         "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
-         SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3",
+         SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3 \
+         RETURNING version",
     )
     .bind(e.org_id.to_string())
     .bind(e.aggregate_type)
@@ -179,9 +193,9 @@ async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<()> {
     .bind(to_json(&e.data)?)
     .bind(&e.actor)
     .bind(to_micros(e.at))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(version)
 }
 
 async fn insert_org(tx: &mut Transaction<'_, Sqlite>, org: &Organization) -> Result<()> {
@@ -457,7 +471,7 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    async fn insert_credential(&self, c: &Credential, event: &NewEvent) -> Result<()> {
+    async fn insert_credential(&self, c: &Credential, event: &NewEvent) -> Result<i64> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -485,9 +499,9 @@ impl Store for SqliteStore {
         .bind(&c.revoked_by)
         .execute(&mut *tx)
         .await?;
-        append(&mut tx, event).await?;
+        let version = append(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(version)
     }
 
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
@@ -531,7 +545,7 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<bool> {
+    async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
         let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
@@ -553,11 +567,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if n == 1 {
-            append(&mut tx, event).await?;
-        }
+        let version = if n == 1 {
+            Some(append(&mut tx, event).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(version)
     }
 
     async fn revoke_credential(
@@ -567,7 +583,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         by: &str,
         event: &NewEvent,
-    ) -> Result<Option<Credential>> {
+    ) -> Result<Option<(Credential, Option<i64>)>> {
         let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
@@ -582,9 +598,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if n == 1 {
-            append(&mut tx, event).await?;
-        }
+        let version = if n == 1 {
+            Some(append(&mut tx, event).await?)
+        } else {
+            None
+        };
         let row = sqlx::query(&format!(
             "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
         ))
@@ -593,7 +611,7 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        row.as_ref().map(cred_from).transpose()
+        Ok(row.as_ref().map(cred_from).transpose()?.map(|c| (c, version)))
     }
 
     async fn consume_use(
@@ -622,11 +640,16 @@ impl Store for SqliteStore {
                 let cred = cred_from(&row)?;
                 let mut e = event.clone();
                 if let serde_json::Value::Object(m) = &mut e.data {
-                    m.insert("used_count".into(), cred.used_count.into());
+                    let key = if m.contains_key("usedCount") {
+                        "usedCount"
+                    } else {
+                        "used_count"
+                    };
+                    m.insert(key.into(), cred.used_count.into());
                 }
-                append(&mut tx, &e).await?;
+                let version = append(&mut tx, &e).await?;
                 tx.commit().await?;
-                Ok(ConsumeOutcome::Used(cred))
+                Ok(ConsumeOutcome::Used(cred, version))
             }
             None => {
                 let row = sqlx::query(&format!(
@@ -640,6 +663,44 @@ impl Store for SqliteStore {
                 Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
             }
         }
+    }
+
+    async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock> {
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO locks (uuid, org_id, name, owner_id, doors, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(lock.uuid.to_string())
+        .bind(lock.org_id.to_string())
+        .bind(&lock.name)
+        .bind(lock.owner_id.map(|u| u.to_string()))
+        .bind(to_json(&lock.doors)?)
+        .bind(to_micros(lock.created_at))
+        .fetch_one(&mut *tx)
+        .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Lock { id, ..lock.clone() })
+    }
+
+    async fn get_lock(&self, id: i64) -> Result<Option<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(lock_from)
+            .transpose()
+    }
+
+    async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE org_id = ? ORDER BY id")
+            .bind(org_id.to_string())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(lock_from)
+            .collect()
     }
 
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {

@@ -9,6 +9,7 @@ mod openapi;
 mod ops;
 mod readme;
 mod secrets;
+mod smartphonekey;
 mod superoffice;
 mod tedee;
 mod validation;

@@ -1,0 +1,406 @@
+//! SmartphoneKey-compatible lock temp keys: `/locks/{id}/create-temp-key` and friends.
+//! Errors answer `{error, message, code, details: [{field, message}]}`; every invalid field of a
+//! body gets its own details entry.
+
+use super::AppState;
+use super::auth::authenticate;
+use super::extract::{ClientAddr, is_json, parse_json, read_body};
+use crate::core::share::{PUBLIC, USER_WHITELIST};
+use crate::error::Error;
+use crate::service::Principal;
+use crate::service::share::{ShareKeyChanges, ShareKeyInput, status, write_json};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+/// A refusal in SmartphoneKey's shape.
+#[derive(Debug)]
+pub enum SpkError {
+    /// Several invalid fields at once.
+    Invalid(Vec<(String, String)>),
+    Other(Error),
+}
+
+impl From<Error> for SpkError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { field, message } => SpkError::Invalid(vec![(field, message)]),
+            other => SpkError::Other(other),
+        }
+    }
+}
+
+impl IntoResponse for SpkError {
+    fn into_response(self) -> Response {
+        let (status, error, message, details, extra) = match self {
+            SpkError::Invalid(d) => (
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                "The request contains invalid parameters or malformed data".to_string(),
+                Some(d),
+                None,
+            ),
+            SpkError::Other(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let (error, message) = match &e {
+                    Error::Unauthenticated => (
+                        "Unauthorized",
+                        "Authentication required. Please provide a valid API token".to_string(),
+                    ),
+                    Error::Forbidden(m) => ("Forbidden", m.clone()),
+                    Error::NotFound(what) => ("Not Found", format!("The {what} was not found")),
+                    Error::Conflict(m) => ("Conflict", m.clone()),
+                    Error::RateLimited { .. } => ("Too Many Requests", e.to_string()),
+                    Error::PayloadTooLarge => ("Payload Too Large", e.to_string()),
+                    Error::UnsupportedMediaType(m) => {
+                        ("Unsupported Media Type", format!("expected application/json: {m}"))
+                    }
+                    Error::Unavailable(d) => {
+                        tracing::warn!(detail = d.as_str(), "database unavailable");
+                        (
+                            "Service Unavailable",
+                            "the database is unavailable; try again shortly".to_string(),
+                        )
+                    }
+                    Error::Internal(d) => {
+                        tracing::error!(detail = d.as_str(), "internal error");
+                        ("Internal Server Error", "internal error".to_string())
+                    }
+                    Error::Invalid { .. } => ("Bad Request", e.to_string()),
+                };
+                (status, error, message, None, Some(e))
+            }
+        };
+        let mut body = json!({"error": error, "message": message, "code": status.as_u16()});
+        if let Some(d) = details {
+            body["details"] = d.into_iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
+        }
+        let mut r = (status, Json(body)).into_response();
+        match extra {
+            Some(Error::Unauthenticated) => {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Some(Error::RateLimited { retry_after_secs }) => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+type SpkResult<T> = Result<T, SpkError>;
+
+/// Collects every problem of a body before answering.
+#[derive(Default)]
+struct Check(Vec<(String, String)>);
+
+impl Check {
+    fn bad(&mut self, field: &str, msg: &str) {
+        self.0.push((field.to_string(), msg.to_string()));
+    }
+
+    fn uuid(&mut self, obj: &Map<String, Value>, field: &str, required: bool) -> Option<Uuid> {
+        match obj.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.bad(field, "is required");
+                }
+                None
+            }
+            Some(Value::String(s)) => Uuid::parse_str(s).ok().or_else(|| {
+                self.bad(field, "must be a UUID");
+                None
+            }),
+            Some(_) => {
+                self.bad(field, "must be a UUID string");
+                None
+            }
+        }
+    }
+
+    fn uuids(&mut self, obj: &Map<String, Value>, field: &str) -> Option<Vec<Uuid>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                let mut out = vec![];
+                for (i, it) in items.iter().enumerate() {
+                    match it.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                        Some(u) => out.push(u),
+                        None => self.bad(&format!("{field}[{i}]"), "must be a UUID"),
+                    }
+                }
+                if items.len() > 1000 {
+                    self.bad(field, "at most 1000 users");
+                }
+                Some(out)
+            }
+            Some(_) => {
+                self.bad(field, "must be an array of UUIDs");
+                None
+            }
+        }
+    }
+
+    fn time(&mut self, obj: &Map<String, Value>, field: &str, required: bool) -> Option<DateTime<Utc>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.bad(field, "is required");
+                }
+                None
+            }
+            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => {
+                    let t = t.with_timezone(&Utc);
+                    if crate::service::check_time(field, Some(t)).is_err() {
+                        self.bad(field, "must be between 1970-01-01 and 9999-12-31");
+                        None
+                    } else {
+                        Some(t)
+                    }
+                }
+                Err(_) => {
+                    self.bad(field, "must be an RFC 3339 date-time such as 2024-12-25T10:00:00Z");
+                    None
+                }
+            },
+            Some(_) => {
+                self.bad(field, "must be a date-time string");
+                None
+            }
+        }
+    }
+
+    fn access_mode(&mut self, obj: &Map<String, Value>, required: bool) -> Option<String> {
+        match obj.get("accessMode") {
+            None | Some(Value::Null) => {
+                if required {
+                    self.bad("accessMode", "is required");
+                }
+                None
+            }
+            Some(Value::String(m)) if m == PUBLIC || m == USER_WHITELIST => Some(m.clone()),
+            Some(_) => {
+                self.bad("accessMode", "must be public or user-whitelist");
+                None
+            }
+        }
+    }
+
+    /// `maxUses`: a positive integer, or null (the seed's string "null" counts as null).
+    /// Outer `None`: absent.
+    fn max_uses(&mut self, obj: &Map<String, Value>) -> Option<Option<i64>> {
+        match obj.get("maxUses") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if s == "null" => Some(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (1..=crate::service::MAX_USES).contains(&v) => Some(Some(v)),
+                _ => {
+                    self.bad("maxUses", "must be a positive integer or null");
+                    None
+                }
+            },
+            Some(_) => {
+                self.bad("maxUses", "must be a positive integer or null");
+                None
+            }
+        }
+    }
+
+    fn done(self) -> SpkResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(SpkError::Invalid(self.0))
+        }
+    }
+}
+
+async fn body_object(st: &AppState, req: Request) -> SpkResult<Map<String, Value>> {
+    if !is_json(req.headers()) {
+        return Err(Error::UnsupportedMediaType("Content-Type".into()).into());
+    }
+    let bytes = read_body(req.into_body(), st.settings.body_limit_bytes).await?;
+    match parse_json::<Value>(&bytes)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::invalid("body", "must be a JSON object").into()),
+    }
+}
+
+fn lock_id(raw: &str) -> SpkResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::invalid("id", "must be a positive integer (the lock id)").into())
+}
+
+async fn caller(st: &AppState, parts: &mut Parts) -> SpkResult<Principal> {
+    let ClientAddr(src) = match ClientAddr::from_request_parts(parts, st).await {
+        Ok(c) => c,
+        Err(never) => match never {},
+    };
+    Ok(authenticate(st, &parts.headers, &parts.method, &src).await?)
+}
+
+/// The caller, refused in SmartphoneKey's shape.
+pub struct SpkAuth(pub Principal);
+
+impl FromRequestParts<AppState> for SpkAuth {
+    type Rejection = SpkError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(SpkAuth(caller(st, parts).await?))
+    }
+}
+
+/// POST /locks/{id}/create-temp-key. The body is checked before the caller, so a malformed
+/// request gets the full list of problems (checking it touches no data).
+pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Request) -> SpkResult<Json<Value>> {
+    let (mut parts, body) = req.into_parts();
+    let obj = body_object(&st, Request::from_parts(parts.clone(), body)).await?;
+    let mut c = Check::default();
+    let lock = lock_id(&id)
+        .map_err(|_| c.bad("id", "must be a positive integer (the lock id)"))
+        .ok();
+    let uuid = c.uuid(&obj, "tempKeyUuid", true);
+    let mode = c.access_mode(&obj, true);
+    let users = c.uuids(&obj, "allowedUserIds").unwrap_or_default();
+    let from = c.time(&obj, "validFrom", true);
+    let until = c.time(&obj, "validUntil", true);
+    if let (Some(f), Some(u)) = (from, until) {
+        if u <= f {
+            c.bad("validUntil", "must be after validFrom");
+        }
+    }
+    let max_uses = c.max_uses(&obj).flatten();
+    let description = match obj.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => Some(d.clone()),
+        Some(Value::String(_)) => {
+            c.bad("description", "must be at most 2000 characters");
+            None
+        }
+        Some(_) => {
+            c.bad("description", "must be a string");
+            None
+        }
+    };
+    c.done()?;
+    let (Some(lock), Some(uuid), Some(mode), Some(from), Some(until)) = (lock, uuid, mode, from, until) else {
+        return Err(Error::internal("validated fields missing").into());
+    };
+    let p = caller(&st, &mut parts).await?;
+    let input = ShareKeyInput {
+        uuid,
+        access_mode: mode,
+        allowed_user_ids: users,
+        valid_from: from,
+        valid_until: until,
+        max_uses,
+        description,
+    };
+    let w = st.svc.create_share_key(&p, lock, input).await?;
+    let mut v = write_json(&w);
+    v["tempKeyUuid"] = json!(uuid);
+    Ok(Json(v))
+}
+
+/// POST /locks/{id}/update-temp-key
+pub async fn update(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    SpkAuth(p): SpkAuth,
+    req: Request,
+) -> SpkResult<Json<Value>> {
+    let lock = lock_id(&id)?;
+    let obj = body_object(&st, req).await?;
+    let mut c = Check::default();
+    let uuid = c.uuid(&obj, "tempKeyUuid", true);
+    let changes = ShareKeyChanges {
+        access_mode: c.access_mode(&obj, false),
+        allowed_user_ids: c.uuids(&obj, "allowedUserIds"),
+        valid_from: c.time(&obj, "validFrom", false),
+        valid_until: c.time(&obj, "validUntil", false),
+        max_uses: c.max_uses(&obj),
+    };
+    c.done()?;
+    let uuid = uuid.ok_or_else(|| Error::invalid("tempKeyUuid", "is required"))?;
+    Ok(Json(write_json(
+        &st.svc.update_share_key(&p, lock, uuid, changes).await?,
+    )))
+}
+
+/// POST /locks/{id}/delete-temp-key
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    SpkAuth(p): SpkAuth,
+    req: Request,
+) -> SpkResult<Json<Value>> {
+    let lock = lock_id(&id)?;
+    let obj = body_object(&st, req).await?;
+    let mut c = Check::default();
+    let uuid = c.uuid(&obj, "tempKeyUuid", true);
+    c.done()?;
+    let uuid = uuid.ok_or_else(|| Error::invalid("tempKeyUuid", "is required"))?;
+    Ok(Json(write_json(&st.svc.delete_share_key(&p, lock, uuid).await?)))
+}
+
+/// POST /locks/{id}/use-temp-key
+pub async fn use_key(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    SpkAuth(p): SpkAuth,
+    req: Request,
+) -> SpkResult<Json<Value>> {
+    let lock = lock_id(&id)?;
+    let obj = body_object(&st, req).await?;
+    let mut c = Check::default();
+    let uuid = c.uuid(&obj, "tempKeyUuid", true);
+    let user = c.uuid(&obj, "userId", false);
+    c.done()?;
+    let uuid = uuid.ok_or_else(|| Error::invalid("tempKeyUuid", "is required"))?;
+    Ok(Json(write_json(&st.svc.use_share_key(&p, lock, uuid, user).await?)))
+}
+
+fn iso(t: Option<DateTime<Utc>>) -> Value {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)).into()
+}
+
+/// GET /locks/{id}/temp-keys
+pub async fn list(State(st): State<AppState>, Path(id): Path<String>, SpkAuth(p): SpkAuth) -> SpkResult<Json<Value>> {
+    let lock_id = lock_id(&id)?;
+    let (lock, keys) = st.svc.list_share_keys(&p, lock_id).await?;
+    let now = st.svc.now();
+    let items: Vec<Value> = keys
+        .iter()
+        .map(|c| {
+            json!({
+                "uuid": c.id,
+                "lockId": lock.id,
+                "lockUuid": lock.uuid,
+                "accessMode": c.subject.get("access_mode"),
+                "allowedUserIds": c.subject.get("allowed_user_ids"),
+                "validFrom": iso(c.not_before),
+                "validUntil": iso(c.expires_at),
+                "maxUses": c.max_uses,
+                "usedCount": c.used_count,
+                "description": c.metadata.get("description"),
+                "createdAt": iso(Some(c.created_at)),
+                "createdBy": c.created_by,
+                "status": status(c, now),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(items)))
+}

@@ -1,0 +1,666 @@
+//! SmartphoneKey lock temp keys (seed 003): validation, B2C/B2B authorization, event-sourced
+//! writes with versions, listing with status, exact uses, and rebuilding state from events.
+
+use crate::common::*;
+use chrono::{Duration, SecondsFormat, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The seed's curl sample, verbatim (headers and body).
+const SEED_BODY: &str = r#"{
+"tempKeyUuid": "example_string",
+"accessMode": "public",
+"allowedUserIds": [
+"example_string"
+],
+"validFrom": "2024-12-25T10:00:00Z",
+"validUntil": "2024-12-25T10:00:00Z",
+"maxUses": "null",
+"description": "example_string"
+}"#;
+
+struct World {
+    s: Server,
+    org_key: String,
+    owner: String,
+    owner_jwt: String,
+    other: String,
+    other_jwt: String,
+    lock: i64,
+}
+
+fn iso(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+async fn world() -> World {
+    let s = Server::start().await;
+    let (_, org_key) = s.create_org("homes").await;
+    let owner = s.create_user(&org_key, "olivia", "olivia-password", false).await;
+    let other = s.create_user(&org_key, "oscar", "oscar-password", false).await;
+    let jwt = |u: &str| hs256(json!({"sub": u, "exp": now_ts() + 3600}));
+    let r = s
+        .req(Method::POST, "/v1/locks")
+        .header("X-API-Key", &org_key)
+        .json(&json!({"name": "Front door", "owner": owner, "doors": [{"id": 1, "name": "Main"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let lock = json(r).await["id"].as_i64().unwrap();
+    World {
+        owner_jwt: jwt(&owner),
+        other_jwt: jwt(&other),
+        s,
+        org_key,
+        owner,
+        other,
+        lock,
+    }
+}
+
+impl World {
+    fn post(&self, path: &str, auth: Auth<'_>) -> reqwest::RequestBuilder {
+        auth.apply(self.s.req(Method::POST, path))
+    }
+
+    async fn create(&self, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        let r = self
+            .post(&format!("/locks/{}/create-temp-key", self.lock), auth)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), json(r).await)
+    }
+
+    fn key_body(&self, uuid: &str) -> Value {
+        json!({
+            "tempKeyUuid": uuid,
+            "accessMode": "public",
+            "validFrom": iso(Utc::now() - Duration::minutes(1)),
+            "validUntil": iso(Utc::now() + Duration::days(1)),
+            "maxUses": null,
+            "description": "for the plumber",
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Jwt(&'a str),
+    Key(&'a str),
+    None,
+}
+
+impl Auth<'_> {
+    fn apply(self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Jwt(t) => r.bearer_auth(t),
+            Auth::Key(k) => r.header("X-API-Key", k),
+            Auth::None => r,
+        }
+    }
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn detail_fields(v: &Value) -> Vec<String> {
+    v["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_seed_sample_verbatim_names_each_invalid_field() {
+    let w = world().await;
+    let before = w.s.snapshot().await;
+    let r =
+        w.s.req(Method::POST, "/locks/123/create-temp-key")
+            .header("Content-Type", "application/json")
+            .header("Authorization", "Bearer YOUR_API_TOKEN (JWT)")
+            .header("X-API-Key", "YOUR_API_KEY")
+            .body(SEED_BODY)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    insta::assert_json_snapshot!("spk_seed_verbatim_400", v);
+    assert_eq!(v["error"], "Bad Request");
+    assert_eq!(v["code"], 400);
+    let fields = detail_fields(&v);
+    assert!(fields.contains(&"tempKeyUuid".to_string()));
+    assert!(fields.contains(&"allowedUserIds[0]".to_string()));
+    assert!(fields.contains(&"validUntil".to_string()));
+    assert!(!fields.iter().any(|f| f == "maxUses"), "\"null\" is accepted as null");
+    assert_eq!(before, w.s.snapshot().await);
+}
+
+#[tokio::test]
+async fn the_seed_sample_with_real_values_works_for_the_owner_and_the_organization() {
+    let w = world().await;
+    let mut body: Value = serde_json::from_str(SEED_BODY).unwrap();
+    let uuid = new_uuid();
+    body["tempKeyUuid"] = json!(uuid);
+    body["allowedUserIds"] = json!([w.owner]);
+    body["validFrom"] = json!(iso(Utc::now()));
+    body["validUntil"] = json!(iso(Utc::now() + Duration::days(2)));
+    let (status, v) = w.create(Auth::Jwt(&w.owner_jwt), body.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    insta::assert_json_snapshot!("spk_create_200", v, {
+        ".aggregateId" => "[uuid]", ".tempKeyUuid" => "[uuid]", ".event.data.tempKeyUuid" => "[uuid]",
+        ".event.data.lockUuid" => "[uuid]", ".event.data.createdBy" => "[user]", ".event.data.timestamp" => "[time]",
+        ".event.data.validFrom" => "[time]", ".event.data.validUntil" => "[time]", ".event.data.allowedUserIds[]" => "[uuid]",
+    });
+    assert_eq!(v["success"], true);
+    assert_eq!(v["aggregateId"], uuid.as_str());
+    assert_eq!(v["tempKeyUuid"], uuid.as_str());
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["event"]["type"], "TempKeyCreated");
+    assert_eq!(v["event"]["data"]["maxUses"], Value::Null);
+    assert_eq!(v["event"]["data"]["createdBy"], w.owner.as_str());
+    // Again with the organization's X-API-Key (B2B).
+    body["tempKeyUuid"] = json!(new_uuid());
+    let (status, v) = w.create(Auth::Key(&w.org_key), body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"], 1);
+}
+
+#[tokio::test]
+async fn b2c_owner_b2b_organization_and_everyone_else() {
+    let w = world().await;
+    // A user who does not own the lock: 403.
+    let (status, v) = w.create(Auth::Jwt(&w.other_jwt), w.key_body(&new_uuid())).await;
+    assert_eq!(status, 403);
+    assert_eq!(v["error"], "Forbidden");
+    // No credentials: 401; bad ones: 401.
+    let (status, v) = w.create(Auth::None, w.key_body(&new_uuid())).await;
+    assert_eq!((status, v["error"].as_str().unwrap()), (401, "Unauthorized"));
+    let (status, _) = w.create(Auth::Key("kgo_fake.fake"), w.key_body(&new_uuid())).await;
+    assert_eq!(status, 401);
+    // Another organization's API key: the lock does not exist for it.
+    let (_, foreign) = w.s.create_org("elsewhere").await;
+    let (status, _) = w.create(Auth::Key(&foreign), w.key_body(&new_uuid())).await;
+    assert_eq!(status, 404);
+    let r =
+        w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+            .header("X-API-Key", &foreign)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404);
+    // Unknown lock: 404; duplicate tempKeyUuid: 409.
+    let r = w
+        .post("/locks/999999/create-temp-key", Auth::Key(&w.org_key))
+        .json(&w.key_body(&new_uuid()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let uuid = new_uuid();
+    assert_eq!(w.create(Auth::Key(&w.org_key), w.key_body(&uuid)).await.0, 200);
+    let (status, v) = w.create(Auth::Jwt(&w.owner_jwt), w.key_body(&uuid)).await;
+    assert_eq!((status, v["error"].as_str().unwrap()), (409, "Conflict"));
+}
+
+#[tokio::test]
+async fn every_validation_error_and_nothing_written() {
+    let w = world().await;
+    let good = w.key_body(&new_uuid());
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    let without = |k: &str| {
+        let mut b = good.clone();
+        b.as_object_mut().unwrap().remove(k);
+        b
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (without("tempKeyUuid"), "tempKeyUuid"),
+        (with("tempKeyUuid", json!(42)), "tempKeyUuid"),
+        (without("accessMode"), "accessMode"),
+        (with("accessMode", json!("everyone")), "accessMode"),
+        (with("allowedUserIds", json!("x")), "allowedUserIds"),
+        (with("allowedUserIds", json!(["x"])), "allowedUserIds[0]"),
+        (without("validFrom"), "validFrom"),
+        (with("validFrom", json!("25/12/2024")), "validFrom"),
+        (without("validUntil"), "validUntil"),
+        (
+            with("validUntil", json!(iso(Utc::now() - Duration::days(3)))),
+            "validUntil",
+        ),
+        (with("maxUses", json!(0)), "maxUses"),
+        (with("maxUses", json!(-1)), "maxUses"),
+        (with("maxUses", json!(1.5)), "maxUses"),
+        (with("maxUses", json!("ten")), "maxUses"),
+        (with("description", json!("d".repeat(2001))), "description"),
+        (with("description", json!(5)), "description"),
+        (with("accessMode", json!("user-whitelist")), "allowedUserIds"),
+        (
+            with("allowedUserIds", json!([uuid::Uuid::new_v4()])),
+            "allowedUserIds[0]",
+        ),
+    ];
+    let before = w.s.snapshot().await;
+    for (body, field) in cases {
+        let (status, v) = w.create(Auth::Key(&w.org_key), body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(detail_fields(&v).contains(&field.to_string()), "{body} -> {v}");
+    }
+    // A future window in the past is refused, the lock id must be numeric, the body JSON.
+    let r = w
+        .post("/locks/abc/create-temp-key", Auth::Key(&w.org_key))
+        .json(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(detail_fields(&json(r).await).contains(&"id".to_string()));
+    let r = w
+        .post(&format!("/locks/{}/create-temp-key", w.lock), Auth::Key(&w.org_key))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["details"][0]["field"], "body");
+    assert_eq!(before, w.s.snapshot().await);
+}
+
+#[tokio::test]
+async fn update_delete_list_and_use_are_versioned_events() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let uuid = new_uuid();
+    let mut body = w.key_body(&uuid);
+    body["accessMode"] = json!("user-whitelist");
+    body["allowedUserIds"] = json!([w.owner]);
+    body["maxUses"] = json!(2);
+    assert_eq!(w.create(k, body).await.0, 200);
+    let lock = w.lock;
+    // Update: version 2, with the changes.
+    let r = w
+        .post(&format!("/locks/{lock}/update-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuid, "maxUses": 3, "allowedUserIds": [w.owner, w.other]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = json(r).await;
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["event"]["type"], "TempKeyUpdated");
+    assert_eq!(v["event"]["data"]["changes"]["maxUses"], 3);
+    assert!(v.get("tempKeyUuid").is_none());
+    // An update that would end before it starts is refused.
+    let r = w
+        .post(&format!("/locks/{lock}/update-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuid, "validFrom": iso(Utc::now() + Duration::days(5))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Use: whitelisted users only, versions go on.
+    let use_as = |user: &str| {
+        w.post(&format!("/locks/{lock}/use-temp-key"), k)
+            .json(&json!({"tempKeyUuid": uuid, "userId": user}))
+            .send()
+    };
+    let r = use_as(&w.other).await.unwrap();
+    let v = json(r).await;
+    assert_eq!(
+        (v["version"].as_i64(), v["event"]["type"].as_str()),
+        (Some(3), Some("TempKeyUsed"))
+    );
+    assert_eq!(v["event"]["data"]["usedCount"], 1);
+    assert_eq!(v["event"]["data"]["userId"], w.other.as_str());
+    let stranger = uuid::Uuid::new_v4().to_string();
+    assert_eq!(use_as(&stranger).await.unwrap().status(), 403);
+    // List shows status and usedCount.
+    let list = json(
+        w.s.req(Method::GET, &format!("/locks/{lock}/temp-keys"))
+            .bearer_auth(&w.owner_jwt)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let item = &list.as_array().unwrap()[0];
+    assert_eq!(
+        (
+            item["status"].as_str(),
+            item["usedCount"].as_i64(),
+            item["maxUses"].as_i64()
+        ),
+        (Some("valid"), Some(1), Some(3))
+    );
+    assert_eq!(item["lockId"], lock);
+    // Delete: version 4; then gone from the list and unusable.
+    let r = w
+        .post(&format!("/locks/{lock}/delete-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuid}))
+        .send()
+        .await
+        .unwrap();
+    let v = json(r).await;
+    assert_eq!(
+        (v["version"].as_i64(), v["event"]["type"].as_str()),
+        (Some(4), Some("TempKeyDeleted"))
+    );
+    let list = json(
+        w.s.req(Method::GET, &format!("/locks/{lock}/temp-keys"))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    assert_eq!(use_as(&w.owner).await.unwrap().status(), 404);
+    let r = w
+        .post(&format!("/locks/{lock}/delete-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = w
+        .post(&format!("/locks/{lock}/update-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuid, "maxUses": 9}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn status_follows_the_window_and_uses() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let later = new_uuid();
+    let mut b = w.key_body(&later);
+    b["validFrom"] = json!(iso(Utc::now() + Duration::hours(1)));
+    b["validUntil"] = json!(iso(Utc::now() + Duration::hours(3)));
+    w.create(k, b).await;
+    let once = new_uuid();
+    let mut b = w.key_body(&once);
+    b["maxUses"] = json!(1);
+    w.create(k, b).await;
+    let r = w
+        .post(&format!("/locks/{}/use-temp-key", w.lock), k)
+        .json(&json!({"tempKeyUuid": once}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = w
+        .post(&format!("/locks/{}/use-temp-key", w.lock), k)
+        .json(&json!({"tempKeyUuid": once}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        json(r).await["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used up")
+    );
+    let statuses = || async {
+        let list = json(
+            w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+                .header("X-API-Key", &w.org_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["uuid"].as_str().unwrap().to_string(),
+                    k["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let s1 = statuses().await;
+    assert_eq!(s1[&later], "not-yet-valid");
+    assert_eq!(s1[&once], "used-up");
+    w.s.advance(2 * 3600).await;
+    assert_eq!(statuses().await[&later], "valid");
+    w.s.advance(2 * 3600).await;
+    assert_eq!(statuses().await[&later], "expired");
+    let r = w
+        .post(&format!("/locks/{}/use-temp-key", w.lock), k)
+        .json(&json!({"tempKeyUuid": later}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        json(r).await["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[tokio::test]
+async fn max_uses_is_exact_under_64_concurrent_uses() {
+    let w = world().await;
+    let uuid = new_uuid();
+    let mut b = w.key_body(&uuid);
+    b["maxUses"] = json!(10);
+    assert_eq!(w.create(Auth::Key(&w.org_key), b).await.0, 200);
+    let mut tasks = vec![];
+    for _ in 0..64 {
+        let url = w.s.url(&format!("/locks/{}/use-temp-key", w.lock));
+        let (key, uuid) = (w.org_key.clone(), uuid.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("X-API-Key", key)
+                .json(&json!({"tempKeyUuid": uuid}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut versions = vec![];
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, v) => versions.push(v["version"].as_i64().unwrap()),
+            (400, v) => {
+                assert!(v["details"][0]["message"].as_str().unwrap().contains("used up"));
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    versions.sort();
+    assert_eq!(versions, (2..=11).collect::<Vec<_>>(), "ten uses, each its own version");
+    assert_eq!(refused, 54);
+    let list = json(
+        w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list[0]["usedCount"], 10);
+    assert_eq!(list[0]["status"], "used-up");
+}
+
+#[tokio::test]
+async fn state_rebuilt_from_the_events_equals_the_projection() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let lock = w.lock;
+    let mut uuids = vec![];
+    for i in 0..4 {
+        let uuid = new_uuid();
+        let mut b = w.key_body(&uuid);
+        b["maxUses"] = json!(5);
+        if i % 2 == 1 {
+            b["accessMode"] = json!("user-whitelist");
+            b["allowedUserIds"] = json!([w.owner]);
+        }
+        assert_eq!(w.create(k, b).await.0, 200);
+        uuids.push(uuid);
+    }
+    for _ in 0..2 {
+        w.post(&format!("/locks/{lock}/use-temp-key"), k)
+            .json(&json!({"tempKeyUuid": uuids[0], "userId": w.owner}))
+            .send()
+            .await
+            .unwrap();
+    }
+    w.post(&format!("/locks/{lock}/update-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuids[1], "accessMode": "public", "maxUses": null, "validUntil": iso(Utc::now() + Duration::days(9))}))
+        .send()
+        .await
+        .unwrap();
+    w.post(&format!("/locks/{lock}/use-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuids[1]}))
+        .send()
+        .await
+        .unwrap();
+    w.post(&format!("/locks/{lock}/delete-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuids[2]}))
+        .send()
+        .await
+        .unwrap();
+    // Read the events and the projection straight from the database, and fold.
+    let store = keygate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", w.s.db_path().display()))
+        .await
+        .unwrap();
+    use keygate::store::Store;
+    let org = json(
+        w.s.req(Method::GET, "/v1/me")
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["org_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let org = uuid::Uuid::parse_str(&org).unwrap();
+    for u in &uuids {
+        let id = uuid::Uuid::parse_str(u).unwrap();
+        let events = store.events_of(id).await.unwrap();
+        let versions: Vec<i64> = events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=events.len() as i64).collect::<Vec<_>>());
+        let rebuilt = keygate::core::share::fold(&events).expect("fold");
+        let cred = store.get_credential(org, id).await.unwrap().unwrap();
+        let projected = keygate::core::share::ShareState::from_credential(&cred).unwrap();
+        assert_eq!(rebuilt, projected, "{u}");
+    }
+    let deleted = keygate::core::share::fold(
+        &store
+            .events_of(uuid::Uuid::parse_str(&uuids[2]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(deleted.deleted);
+}
+
+#[tokio::test]
+async fn locks_over_v1_and_the_cli() {
+    let w = world().await;
+    // Users see the locks they own; only administrators create.
+    let mine = json(
+        w.s.req(Method::GET, "/v1/locks")
+            .bearer_auth(&w.owner_jwt)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["doors"], json!([{"id": 1, "name": "Main"}]));
+    let theirs = json(
+        w.s.req(Method::GET, "/v1/locks")
+            .bearer_auth(&w.other_jwt)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(theirs, json!([]));
+    let r =
+        w.s.req(Method::POST, "/v1/locks")
+            .bearer_auth(&w.owner_jwt)
+            .json(&json!({"name": "x"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 403);
+    let r =
+        w.s.req(Method::GET, &format!("/v1/locks/{}", w.lock))
+            .bearer_auth(&w.other_jwt)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 403);
+    let r =
+        w.s.req(Method::POST, "/v1/locks")
+            .header("X-API-Key", &w.org_key)
+            .json(&json!({"name": "y", "doors": [{"id": "one"}]}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    // CLI, against the running server's database.
+    let out = command(w.s.dir.path())
+        .args([
+            "lock", "create", "Garage", "--org", "homes", "--owner", &w.other, "--json",
+        ])
+        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}", w.s.db_path().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_i64().unwrap();
+    assert!(uuid::Uuid::parse_str(v["uuid"].as_str().unwrap()).is_ok());
+    let got = json(
+        w.s.req(Method::GET, &format!("/v1/locks/{id}"))
+            .bearer_auth(&w.other_jwt)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["name"], "Garage");
+    // The new owner manages its temp keys.
+    let r =
+        w.s.req(Method::POST, &format!("/locks/{id}/create-temp-key"))
+            .bearer_auth(&w.other_jwt)
+            .json(&w.key_body(&new_uuid()))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let bad = command(w.s.dir.path())
+        .args(["lock", "create", "X", "--org", "nope", "--json"])
+        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}", w.s.db_path().display()))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
