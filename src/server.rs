@@ -1,6 +1,8 @@
 //! Start-up and the route table.
 
-use crate::api::{self, AppState, admin, events, keys, locks, login, pages, smartphonekey, superoffice, system, tedee};
+use crate::api::{
+    self, AppState, admin, events, guest, keys, locks, login, pages, smartphonekey, superoffice, system, tedee,
+};
 use crate::clock::{ManualClock, SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::core::secret::SecretHasher;
@@ -138,6 +140,9 @@ pub fn router(state: AppState) -> Router {
         .route("/locks/{id}/delete-temp-key", post(smartphonekey::delete))
         .route("/locks/{id}/use-temp-key", post(smartphonekey::use_key))
         .route("/locks/{id}/temp-keys", get(smartphonekey::list))
+        .route("/temp-keys/{uuid}", get(guest::show))
+        .route("/temp-keys/{uuid}/open", post(guest::open))
+        .route("/temp-keys/{uuid}/confirmation", get(guest::confirmation))
         // Web pages: my personal access keys.
         .route("/account", get(pages::account))
         .route("/account/login", get(pages::login_page))

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod events;
 pub mod extract;
+pub mod guest;
 pub mod keys;
 pub mod locks;
 pub mod login;

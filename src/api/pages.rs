@@ -18,7 +18,7 @@ const STYLE_CSS: &str = include_str!("../../assets/account/style.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn page(content_type: &'static str, body: String) -> Response {
+pub(crate) fn page(content_type: &'static str, body: String) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     let set = |h: &mut HeaderMap, k: HeaderName, v: &'static str| {

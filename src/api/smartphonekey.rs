@@ -5,7 +5,7 @@
 use super::AppState;
 use super::auth::authenticate;
 use super::extract::{ClientAddr, is_json, parse_json, read_body};
-use crate::core::share::{PUBLIC, USER_WHITELIST};
+use crate::core::share::{PUBLIC, Schedule, USER_WHITELIST};
 use crate::error::Error;
 use crate::service::Principal;
 use crate::service::share::{ShareKeyChanges, ShareKeyInput, status, write_json};
@@ -217,6 +217,21 @@ impl Check {
         }
     }
 
+    /// `schedule`: an object, or null to remove it. Outer `None`: absent.
+    fn schedule(&mut self, obj: &Map<String, Value>) -> Option<Option<Schedule>> {
+        match obj.get("schedule") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(v) => match Schedule::parse(v) {
+                Ok(s) => Some(Some(s)),
+                Err((f, m)) => {
+                    self.bad(&f, &m);
+                    None
+                }
+            },
+        }
+    }
+
     fn done(self) -> SpkResult<()> {
         if self.0.is_empty() {
             Ok(())
@@ -244,7 +259,7 @@ fn lock_id(raw: &str) -> SpkResult<i64> {
         .ok_or_else(|| Error::invalid("id", "must be a positive integer (the lock id)").into())
 }
 
-async fn caller(st: &AppState, parts: &mut Parts) -> SpkResult<Principal> {
+pub(crate) async fn caller(st: &AppState, parts: &mut Parts) -> SpkResult<Principal> {
     let ClientAddr(src) = match ClientAddr::from_request_parts(parts, st).await {
         Ok(c) => c,
         Err(never) => match never {},
@@ -283,6 +298,7 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Req
         }
     }
     let max_uses = c.max_uses(&obj).flatten();
+    let schedule = c.schedule(&obj).flatten();
     let description = match obj.get("description") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => Some(d.clone()),
@@ -308,6 +324,7 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Req
         valid_until: until,
         max_uses,
         description,
+        schedule,
     };
     let w = st.svc.create_share_key(&p, lock, input).await?;
     let mut v = write_json(&w);
@@ -332,6 +349,7 @@ pub async fn update(
         valid_from: c.time(&obj, "validFrom", false),
         valid_until: c.time(&obj, "validUntil", false),
         max_uses: c.max_uses(&obj),
+        schedule: c.schedule(&obj),
     };
     c.done()?;
     let uuid = uuid.ok_or_else(|| Error::invalid("tempKeyUuid", "is required"))?;
@@ -396,6 +414,7 @@ pub async fn list(State(st): State<AppState>, Path(id): Path<String>, SpkAuth(p)
                 "maxUses": c.max_uses,
                 "usedCount": c.used_count,
                 "description": c.metadata.get("description"),
+                "schedule": c.subject.get("schedule").cloned().unwrap_or(Value::Null),
                 "createdAt": iso(Some(c.created_at)),
                 "createdBy": c.created_by,
                 "status": status(c, now),

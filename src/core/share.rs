@@ -12,6 +12,7 @@ pub const TEMP_KEY_CREATED: &str = "TempKeyCreated";
 pub const TEMP_KEY_UPDATED: &str = "TempKeyUpdated";
 pub const TEMP_KEY_DELETED: &str = "TempKeyDeleted";
 pub const TEMP_KEY_USED: &str = "TempKeyUsed";
+pub const LOCK_OPEN_REQUESTED: &str = "LockOpenRequested";
 pub const AGGREGATE: &str = "temp_key";
 
 pub const PUBLIC: &str = "public";
@@ -30,6 +31,8 @@ pub struct ShareState {
     pub max_uses: Option<i64>,
     pub used_count: i64,
     pub description: Option<String>,
+    /// The weekly schedule as JSON (see [`Schedule`]), or null.
+    pub schedule: Value,
     pub deleted: bool,
 }
 
@@ -66,6 +69,9 @@ fn apply(s: &mut ShareState, d: &Value) {
     if let Some(desc) = d.get("description") {
         s.description = desc.as_str().map(str::to_string);
     }
+    if let Some(sch) = d.get("schedule") {
+        s.schedule = sch.clone();
+    }
 }
 
 /// Rebuild a share key from its events (oldest first). `None` if they do not start with a creation.
@@ -93,6 +99,7 @@ pub fn fold(events: &[Event]) -> Option<ShareState> {
         max_uses: None,
         used_count: 0,
         description: None,
+        schedule: Value::Null,
         deleted: false,
     };
     apply(&mut s, d);
@@ -139,7 +146,135 @@ impl ShareState {
                 .get("description")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            schedule: sub.get("schedule").cloned().unwrap_or(Value::Null),
             deleted: c.revoked_at.is_some(),
         })
+    }
+}
+
+/// A weekly schedule on a share key (an extension beyond SmartphoneKey, as Tedee and Nuki
+/// offer): the weekdays it works on and a daily window, in a time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Bit 0 = Monday ... bit 6 = Sunday.
+    pub days: u8,
+    pub from: chrono::NaiveTime,
+    pub until: chrono::NaiveTime,
+    pub tz: chrono_tz::Tz,
+}
+
+const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Schedule {
+    /// Parse `{"days": ["mon", ...], "from": "HH:MM", "until": "HH:MM", "timeZone": "Area/City"}`.
+    /// Errors are (field, message).
+    pub fn parse(v: &Value) -> Result<Schedule, (String, String)> {
+        let bad = |f: &str, m: &str| (format!("schedule.{f}"), m.to_string());
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ("schedule".to_string(), "must be an object".to_string()))?;
+        let days_v = obj
+            .get("days")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("days", "must be a list of weekdays"))?;
+        let mut days = 0u8;
+        for d in days_v {
+            let i = d
+                .as_str()
+                .and_then(|s| {
+                    DAY_NAMES
+                        .iter()
+                        .position(|n| n.eq_ignore_ascii_case(&s[..s.len().min(3)]) && s.len() >= 3)
+                })
+                .ok_or_else(|| bad("days", "weekdays are mon, tue, wed, thu, fri, sat, sun"))?;
+            days |= 1 << i;
+        }
+        if days == 0 {
+            return Err(bad("days", "must name at least one weekday"));
+        }
+        let time = |f: &str| -> Result<chrono::NaiveTime, (String, String)> {
+            obj.get(f)
+                .and_then(Value::as_str)
+                .and_then(|s| chrono::NaiveTime::parse_from_str(s, "%H:%M").ok())
+                .ok_or_else(|| bad(f, "must be a time of day such as 08:30"))
+        };
+        let (from, until) = (time("from")?, time("until")?);
+        if from >= until {
+            return Err(bad("until", "must be after from"));
+        }
+        let tz = obj
+            .get("timeZone")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<chrono_tz::Tz>().ok())
+            .ok_or_else(|| bad("timeZone", "must be an IANA time zone such as Europe/Oslo"))?;
+        Ok(Schedule { days, from, until, tz })
+    }
+
+    pub fn to_json(&self) -> Value {
+        let days: Vec<&str> = (0..7)
+            .filter(|i| self.days & (1 << i) != 0)
+            .map(|i| DAY_NAMES[i])
+            .collect();
+        serde_json::json!({
+            "days": days,
+            "from": self.from.format("%H:%M").to_string(),
+            "until": self.until.format("%H:%M").to_string(),
+            "timeZone": self.tz.name(),
+        })
+    }
+
+    /// Does the schedule admit `now`?
+    pub fn allows(&self, now: DateTime<Utc>) -> bool {
+        use chrono::{Datelike, Timelike};
+        let local = now.with_timezone(&self.tz);
+        let day = local.weekday().num_days_from_monday();
+        let t = chrono::NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or_default();
+        self.days & (1 << day) != 0 && t >= self.from && t < self.until
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn schedules_admit_their_days_and_hours_in_their_zone() {
+        let s = Schedule::parse(&serde_json::json!({"days": ["mon", "Friday"], "from": "08:00", "until": "17:30", "timeZone": "Europe/Oslo"})).unwrap();
+        // Monday 2026-11-23 09:00 in Oslo is 08:00 UTC.
+        assert!(s.allows(Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap()));
+        // 07:59 Oslo time: too early.
+        assert!(!s.allows(Utc.with_ymd_and_hms(2026, 11, 23, 6, 59, 0).unwrap()));
+        // 17:30 Oslo time: the window has closed.
+        assert!(!s.allows(Utc.with_ymd_and_hms(2026, 11, 23, 16, 30, 0).unwrap()));
+        // Tuesday: not a scheduled day.
+        assert!(!s.allows(Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap()));
+        assert_eq!(Schedule::parse(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn bad_schedules_name_their_field() {
+        let f = |v: Value| Schedule::parse(&v).unwrap_err().0;
+        assert_eq!(
+            f(serde_json::json!({"days": [], "from": "08:00", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.days"
+        );
+        assert_eq!(
+            f(serde_json::json!({"days": ["someday"], "from": "08:00", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.days"
+        );
+        assert_eq!(
+            f(serde_json::json!({"days": ["mon"], "from": "8am", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.from"
+        );
+        assert_eq!(
+            f(serde_json::json!({"days": ["mon"], "from": "10:00", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.until"
+        );
+        assert_eq!(
+            f(serde_json::json!({"days": ["mon"], "from": "08:00", "until": "09:00", "timeZone": "Mars/Base"})),
+            "schedule.timeZone"
+        );
+        assert_eq!(f(serde_json::json!("always")), "schedule");
     }
 }

@@ -832,7 +832,7 @@ impl Service {
         let now = self.now();
         let data = json!({"user": ctx.user, "scope": ctx.scope});
         let e = self.event(by.org_id, aggregate::KEY, c.id, ev::KEY_USED, data, &by.actor);
-        match self.store.consume_use(c.org_id, c.id, now, &e).await? {
+        match self.store.consume_use(c.org_id, c.id, now, &e, &[]).await? {
             ConsumeOutcome::Used(c, _) => Ok(Verification {
                 code: Code::Valid,
                 credential: Some(c),

@@ -83,6 +83,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64>;
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
+    /// A credential by id in any organization (for public links such as a share key's guest page).
+    async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>>;
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
     /// Replace the mutable policy of an unrevoked credential (name, scopes, not_before, expires_at,
     /// max_uses, allowed_users, subject, metadata, updated_at, updated_by), appending `event`.
@@ -101,9 +103,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<(Credential, Option<i64>)>>;
     /// Atomically record one use if the credential is unrevoked, inside its window and under
     /// its use limit at `now`. `event.data` gets the new count: in its `usedCount` member when
-    /// it has one (SmartphoneKey events), else in `used_count`.
-    async fn consume_use(&self, org_id: Uuid, id: Uuid, now: DateTime<Utc>, event: &NewEvent)
-    -> Result<ConsumeOutcome>;
+    /// it has one (SmartphoneKey events), else in `used_count`. `extra` events are appended in
+    /// the same transaction, only when the use is recorded.
+    async fn consume_use(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        event: &NewEvent,
+        extra: &[NewEvent],
+    ) -> Result<ConsumeOutcome>;
 
     // --- locks
     /// Insert a lock (its `id` is ignored and assigned); returns it with its id.

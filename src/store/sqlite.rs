@@ -527,6 +527,16 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
+        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
+    }
+
     async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
         sqlx::query(&format!(
             "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? \
@@ -620,6 +630,7 @@ impl Store for SqliteStore {
         id: Uuid,
         now: DateTime<Utc>,
         event: &NewEvent,
+        extra: &[NewEvent],
     ) -> Result<ConsumeOutcome> {
         let mut tx = self.writer.begin().await?;
         let n = to_micros(now);
@@ -648,6 +659,9 @@ impl Store for SqliteStore {
                     m.insert(key.into(), cred.used_count.into());
                 }
                 let version = append(&mut tx, &e).await?;
+                for x in extra {
+                    append(&mut tx, x).await?;
+                }
                 tx.commit().await?;
                 Ok(ConsumeOutcome::Used(cred, version))
             }

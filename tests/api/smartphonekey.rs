@@ -519,6 +519,9 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
             b["accessMode"] = json!("user-whitelist");
             b["allowedUserIds"] = json!([w.owner]);
         }
+        if i == 3 {
+            b["schedule"] = json!({"days": ["sat", "sun"], "from": "10:00", "until": "12:00", "timeZone": "UTC"});
+        }
         assert_eq!(w.create(k, b).await.0, 200);
         uuids.push(uuid);
     }
@@ -539,6 +542,13 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
         .send()
         .await
         .unwrap();
+    let r = w
+        .post(&format!("/locks/{lock}/update-temp-key"), k)
+        .json(&json!({"tempKeyUuid": uuids[0], "schedule": {"days": ["mon"], "from": "00:00", "until": "23:59", "timeZone": "Asia/Tokyo"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     w.post(&format!("/locks/{lock}/delete-temp-key"), k)
         .json(&json!({"tempKeyUuid": uuids[2]}))
         .send()
@@ -663,4 +673,304 @@ async fn locks_over_v1_and_the_cli() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+impl World {
+    async fn open(&self, uuid: &str, auth: Auth<'_>) -> reqwest::Response {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        auth.apply(client.post(self.s.url(&format!("/temp-keys/{uuid}/open"))))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn guest_page(&self, uuid: &str, auth: Auth<'_>) -> (u16, String) {
+        let r = auth
+            .apply(self.s.req(Method::GET, &format!("/temp-keys/{uuid}")))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        (status, r.text().await.unwrap())
+    }
+
+    async fn event_types(&self) -> Vec<(String, String)> {
+        let v = json(
+            self.s
+                .req(Method::GET, "/v1/events?limit=500")
+                .header("X-API-Key", &self.org_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["aggregate_id"].as_str().unwrap().to_string(),
+                    e["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn guest_page_for_public_and_whitelisted_keys() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let public = new_uuid();
+    assert_eq!(w.create(k, w.key_body(&public)).await.0, 200);
+    let (status, html) = w.guest_page(&public, Auth::None).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Front door"), "{html}");
+    assert!(html.contains("for the plumber"));
+    assert!(html.contains(&format!("action=\"/temp-keys/{public}/open\"")));
+    assert!(html.contains("<dd id=\"status\">valid</dd>"));
+
+    let listed = new_uuid();
+    let mut b = w.key_body(&listed);
+    b["accessMode"] = json!("user-whitelist");
+    b["allowedUserIds"] = json!([w.owner]);
+    b["description"] = json!("<script>alert(1)</script>");
+    assert_eq!(w.create(k, b).await.0, 200);
+    assert_eq!(w.guest_page(&listed, Auth::None).await.0, 401);
+    assert_eq!(w.guest_page(&listed, Auth::Jwt(&w.other_jwt)).await.0, 403);
+    assert_eq!(w.guest_page(&listed, Auth::Jwt("not-a-jwt")).await.0, 401);
+    let (status, html) = w.guest_page(&listed, Auth::Jwt(&w.owner_jwt)).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("<script>alert"), "descriptions are escaped");
+    assert!(html.contains("&lt;script&gt;"));
+
+    // Unknown and malformed ids: 404, the same page either way.
+    assert_eq!(w.guest_page(&new_uuid(), Auth::None).await.0, 404);
+    assert_eq!(w.guest_page("example_string", Auth::None).await.0, 404);
+    // A user from another organization is not on any whitelist here.
+    let (_, foreign_key) = w.s.create_org("elsewhere").await;
+    let stranger = w.s.create_user(&foreign_key, "sven", "sven-password", false).await;
+    let stranger_jwt = hs256(json!({"sub": stranger, "exp": now_ts() + 3600}));
+    assert_eq!(w.guest_page(&listed, Auth::Jwt(&stranger_jwt)).await.0, 401);
+}
+
+#[tokio::test]
+async fn open_answers_303_400_403_and_records_both_events() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let public = new_uuid();
+    let mut b = w.key_body(&public);
+    b["maxUses"] = json!(1);
+    assert_eq!(w.create(k, b).await.0, 200);
+    let r = w.open(&public, Auth::None).await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, format!("/temp-keys/{public}/confirmation"));
+    let page = w.s.req(Method::GET, &location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("asked to open"));
+    let events = w.event_types().await;
+    assert!(events.contains(&(public.clone(), "TempKeyUsed".into())));
+    let lock_uuid = json(
+        w.s.req(Method::GET, &format!("/v1/locks/{}", w.lock))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(events.contains(&(lock_uuid.clone(), "LockOpenRequested".into())));
+
+    // Used up: 400 in SmartphoneKey's JSON shape, or HTML for a browser; nothing written.
+    let before = w.s.snapshot().await;
+    let r = w.open(&public, Auth::None).await;
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    assert_eq!(v["code"], 400);
+    assert!(v["details"][0]["message"].as_str().unwrap().contains("used up"), "{v}");
+    let r =
+        w.s.req(Method::POST, &format!("/temp-keys/{public}/open"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("used up"));
+    assert_eq!(w.s.snapshot().await, before);
+
+    // Not yet valid, and deleted.
+    let later = new_uuid();
+    let mut b = w.key_body(&later);
+    b["validFrom"] = json!(iso(Utc::now() + Duration::hours(1)));
+    assert_eq!(w.create(k, b).await.0, 200);
+    let r = w.open(&later, Auth::None).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        json(r).await["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid yet")
+    );
+    let gone = new_uuid();
+    assert_eq!(w.create(k, w.key_body(&gone)).await.0, 200);
+    w.post(&format!("/locks/{}/delete-temp-key", w.lock), k)
+        .json(&json!({"tempKeyUuid": gone}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.open(&gone, Auth::None).await.status(), 400);
+    // Expired.
+    w.s.advance(2 * 86400).await;
+    let r = w.open(&later, Auth::None).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        json(r).await["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    // Whitelisted: the visitor's JWT is required, and must be on the list.
+    let listed = new_uuid();
+    let mut b = w.key_body(&listed);
+    b["validFrom"] = json!(iso(Utc::now() + Duration::days(2)));
+    b["validUntil"] = json!(iso(Utc::now() + Duration::days(4)));
+    b["accessMode"] = json!("user-whitelist");
+    b["allowedUserIds"] = json!([w.owner]);
+    assert_eq!(w.create(k, b).await.0, 200);
+    assert_eq!(w.open(&listed, Auth::None).await.status(), 401);
+    let owner_jwt = hs256(json!({"sub": w.owner, "exp": now_ts() + 3 * 86400}));
+    let other_jwt = hs256(json!({"sub": w.other, "exp": now_ts() + 3 * 86400}));
+    let r = w.open(&listed, Auth::Jwt(&other_jwt)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(json(r).await["code"], 403);
+    assert_eq!(w.open(&listed, Auth::Jwt(&owner_jwt)).await.status(), 303);
+    // A session cookie alone is never used to open (no cross-site forgery).
+    let r =
+        w.s.req(Method::POST, &format!("/temp-keys/{listed}/open"))
+            .header("Cookie", "keygate_session=whatever; XSRF-TOKEN=x")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(w.open(&new_uuid(), Auth::None).await.status(), 404);
+}
+
+#[tokio::test]
+async fn max_uses_is_exact_under_64_concurrent_opens() {
+    let w = world().await;
+    let uuid = new_uuid();
+    let mut b = w.key_body(&uuid);
+    b["maxUses"] = json!(10);
+    assert_eq!(w.create(Auth::Key(&w.org_key), b).await.0, 200);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut tasks = vec![];
+    for _ in 0..64 {
+        let (client, url) = (client.clone(), w.s.url(&format!("/temp-keys/{uuid}/open")));
+        tasks.push(tokio::spawn(async move {
+            client.post(url).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 10);
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 54);
+    let events = w.event_types().await;
+    assert_eq!(events.iter().filter(|(_, t)| t == "LockOpenRequested").count(), 10);
+    assert_eq!(
+        events.iter().filter(|(a, t)| *a == uuid && t == "TempKeyUsed").count(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn schedules_refuse_outside_their_days_and_hours() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    // Monday 2026-11-23 08:00 UTC is 09:00 in Oslo.
+    let r =
+        w.s.req(Method::POST, "/_test/clock")
+            .json(&json!({"set": "2026-11-23T08:00:00Z"}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let uuid = new_uuid();
+    let mut b = w.key_body(&uuid);
+    b["validFrom"] = json!("2026-11-23T00:00:00Z");
+    b["validUntil"] = json!("2026-12-31T00:00:00Z");
+    b["schedule"] = json!({"days": ["mon", "wed"], "from": "08:00", "until": "17:00", "timeZone": "Europe/Oslo"});
+    assert_eq!(w.create(k, b.clone()).await.0, 200);
+    let use_key = || async {
+        let r = w
+            .post(&format!("/locks/{}/use-temp-key", w.lock), k)
+            .json(&json!({"tempKeyUuid": uuid}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), json(r).await)
+    };
+    assert_eq!(use_key().await.0, 200);
+    // 18:00 in Oslo: after hours.
+    w.s.advance(9 * 3600).await;
+    let (status, v) = use_key().await;
+    assert_eq!(status, 400);
+    assert!(
+        v["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside its schedule"),
+        "{v}"
+    );
+    assert_eq!(w.open(&uuid, Auth::None).await.status(), 400);
+    // Tuesday 09:00 in Oslo: not a scheduled day.
+    w.s.advance(15 * 3600).await;
+    assert_eq!(use_key().await.0, 400);
+    // Wednesday 09:00: open again.
+    w.s.advance(24 * 3600).await;
+    assert_eq!(use_key().await.0, 200);
+    assert_eq!(w.open(&uuid, Auth::None).await.status(), 303);
+    // The list shows the schedule; an update can lift it.
+    let list = json(
+        w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list[0]["schedule"]["timeZone"], "Europe/Oslo");
+    assert_eq!(list[0]["schedule"]["days"], json!(["mon", "wed"]));
+    w.s.advance(24 * 3600).await;
+    assert_eq!(use_key().await.0, 400, "Thursday");
+    let r = w
+        .post(&format!("/locks/{}/update-temp-key", w.lock), k)
+        .json(&json!({"tempKeyUuid": uuid, "schedule": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["event"]["data"]["schedule"], Value::Null);
+    assert_eq!(use_key().await.0, 200);
+    // A bad schedule is named field by field.
+    let mut bad = w.key_body(&new_uuid());
+    bad["validFrom"] = json!("2026-11-23T00:00:00Z");
+    bad["validUntil"] = json!("2026-12-31T00:00:00Z");
+    bad["schedule"] = json!({"days": ["mon"], "from": "08:00", "until": "17:00", "timeZone": "Mars/Olympus"});
+    let (status, v) = w.create(k, bad).await;
+    assert_eq!(status, 400);
+    assert_eq!(detail_fields(&v), vec!["schedule.timeZone".to_string()]);
 }

@@ -1,0 +1,159 @@
+//! The share key's public side: the guest page `GET /temp-keys/{uuid}`, the open flow
+//! `POST /temp-keys/{uuid}/open` (303 to the confirmation page) and the confirmation page.
+//! Public keys need no authentication; whitelisted keys need the visitor's credentials (a JWT).
+
+use super::AppState;
+use super::auth::authenticate;
+use super::extract::ClientAddr;
+use super::pages::page;
+use super::smartphonekey::SpkError;
+use super::xml::esc;
+use crate::error::Error;
+use crate::service::Principal;
+use crate::service::share::status;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::SecondsFormat;
+use uuid::Uuid;
+
+/// The visitor, if the request carries credentials (bad credentials are refused, not ignored).
+/// Only explicit headers count: a browser's session cookie is never used here, so another site
+/// cannot make a signed-in visitor's browser open a door (no cross-site request forgery).
+async fn visitor(st: &AppState, parts: &mut Parts) -> Result<Option<Principal>, Error> {
+    let h = &parts.headers;
+    if !h.contains_key(header::AUTHORIZATION) && !h.contains_key("x-api-key") {
+        return Ok(None);
+    }
+    parts.headers.remove(header::COOKIE);
+    let ClientAddr(src) = match ClientAddr::from_request_parts(parts, st).await {
+        Ok(c) => c,
+        Err(never) => match never {},
+    };
+    authenticate(st, &parts.headers, &parts.method, &src).await.map(Some)
+}
+
+fn wants_html(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t} · keygate</title><link rel=\"stylesheet\" href=\"/account/style.css\"></head>\
+         <body><main class=\"narrow\"><h1>{t}</h1><section class=\"card\">{body}</section></main></body></html>",
+        t = esc(title)
+    )
+}
+
+/// An error as HTML (for browsers) or in SmartphoneKey's JSON shape.
+fn refuse(e: Error, html: bool) -> Response {
+    if !html {
+        return SpkError::from(e).into_response();
+    }
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = match &e {
+        Error::Invalid { message, .. } => message.clone(),
+        Error::Unauthenticated => "Sign in with the app you were invited through to use this key.".into(),
+        Error::Forbidden(m) => m.clone(),
+        Error::NotFound(_) => "There is no such key.".into(),
+        Error::Internal(d) => {
+            tracing::error!(detail = d.as_str(), "internal error");
+            "Something went wrong.".into()
+        }
+        other => other.to_string(),
+    };
+    let mut r = page(
+        "text/html; charset=utf-8",
+        html_page(
+            "This key cannot be used",
+            &format!("<p class=\"error\">{}</p>", esc(&text)),
+        ),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+fn parse(uuid: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(uuid).map_err(|_| Error::NotFound("temp key"))
+}
+
+/// GET /temp-keys/{uuid}
+pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let html = true;
+    let result = async {
+        let id = parse(&uuid)?;
+        let who = visitor(&st, &mut parts).await?;
+        st.svc.guest_share(id, who.as_ref()).await
+    }
+    .await;
+    let (c, lock) = match result {
+        Ok(x) => x,
+        Err(e) => return refuse(e, html),
+    };
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let state = status(&c, st.svc.now());
+    let uses = match c.max_uses {
+        Some(m) => format!("{} of {m} uses left", (m - c.used_count).max(0)),
+        None => "unlimited uses".into(),
+    };
+    let description = c.metadata.get("description").and_then(|d| d.as_str()).unwrap_or("");
+    let action = if c.allowed_users.is_empty() && state == "valid" {
+        format!(
+            "<form method=\"post\" action=\"/temp-keys/{}/open\"><button type=\"submit\" id=\"open\">Open the door</button></form>",
+            c.id
+        )
+    } else if state == "valid" {
+        "<p class=\"hint\">This key is for named people: open it from your app.</p>".to_string()
+    } else {
+        format!("<p class=\"error\">This key is {state}.</p>")
+    };
+    let body = format!(
+        "<p>{}</p><dl><dt>Lock</dt><dd id=\"lock\">{}</dd><dt>Valid</dt><dd>{} to {}</dd><dt>Uses</dt><dd>{}</dd><dt>Status</dt><dd id=\"status\">{}</dd></dl>{}",
+        esc(description),
+        esc(&lock.name),
+        fmt(c.not_before),
+        fmt(c.expires_at),
+        uses,
+        state,
+        action
+    );
+    page("text/html; charset=utf-8", html_page("Your key", &body))
+}
+
+/// POST /temp-keys/{uuid}/open: 303 to the confirmation page; 400 when the key is deleted, not
+/// valid yet, expired or used up; 403 when the visitor is not on the whitelist.
+pub async fn open(State(st): State<AppState>, Path(uuid): Path<String>, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let html = wants_html(&parts);
+    let result = async {
+        let id = parse(&uuid)?;
+        let who = visitor(&st, &mut parts).await?;
+        st.svc.open_share(id, who.as_ref()).await
+    }
+    .await;
+    match result {
+        Ok(w) => Redirect::to(&format!("/temp-keys/{}/confirmation", w.aggregate_id)).into_response(),
+        Err(e) => refuse(e, html),
+    }
+}
+
+/// GET /temp-keys/{uuid}/confirmation
+pub async fn confirmation(Path(uuid): Path<String>) -> Response {
+    match parse(&uuid) {
+        Ok(_) => page(
+            "text/html; charset=utf-8",
+            html_page("Opening", "<p id=\"confirmation\">The door has been asked to open.</p>"),
+        ),
+        Err(e) => refuse(e, true),
+    }
+}
