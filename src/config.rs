@@ -43,6 +43,14 @@ pub struct Settings {
     /// Failed logins allowed per source address within the window before 429.
     pub login_max_failures_per_source: u32,
     pub login_failure_window_secs: u64,
+    /// Failed PIN entries allowed per lock within the window before 429.
+    pub pin_max_failures_per_lock: u32,
+    /// Failed PIN entries allowed per source address within the window before 429.
+    pub pin_max_failures_per_source: u32,
+    pub pin_failure_window_secs: u64,
+    /// The address guests reach this server at (e.g. `https://keys.example.com`), for the links
+    /// of collective keys; unset, the request's Host is used.
+    pub public_url: Option<String>,
     /// The server's local time zone (IANA name): SuperOffice dates without an offset are read in it.
     pub time_zone: String,
     /// Unsafe, for tests only: install a movable clock and the `/_test/clock` route.
@@ -70,6 +78,10 @@ impl Default for Settings {
             login_max_failures_per_user: 5,
             login_max_failures_per_source: 20,
             login_failure_window_secs: 300,
+            pin_max_failures_per_lock: 10,
+            pin_max_failures_per_source: 5,
+            pin_failure_window_secs: 900,
+            public_url: None,
             time_zone: "UTC".into(),
             unsafe_test_clock: false,
         }

@@ -140,7 +140,15 @@ pub fn router(state: AppState) -> Router {
         .route("/locks/{id}/delete-temp-key", post(smartphonekey::delete))
         .route("/locks/{id}/use-temp-key", post(smartphonekey::use_key))
         .route("/locks/{id}/temp-keys", get(smartphonekey::list))
-        .route("/temp-keys/{uuid}", get(guest::show))
+        .route("/locks/{id}/open-with-pin", post(smartphonekey::open_with_pin))
+        .route(
+            "/temp-keys",
+            post(smartphonekey::create_collective).get(smartphonekey::list_collective),
+        )
+        .route(
+            "/temp-keys/{uuid}",
+            get(guest::show).delete(smartphonekey::delete_collective),
+        )
         .route("/temp-keys/{uuid}/open", post(guest::open))
         .route("/temp-keys/{uuid}/confirmation", get(guest::confirmation))
         // Web pages: my personal access keys.

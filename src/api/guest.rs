@@ -4,12 +4,13 @@
 
 use super::AppState;
 use super::auth::authenticate;
-use super::extract::ClientAddr;
+use super::extract::{ClientAddr, is_json, parse_json, read_body};
 use super::pages::page;
 use super::smartphonekey::SpkError;
 use super::xml::esc;
 use crate::error::Error;
 use crate::service::Principal;
+use crate::service::collective::doors_for;
 use crate::service::share::status;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -86,7 +87,6 @@ fn parse(uuid: &str) -> Result<Uuid, Error> {
 /// GET /temp-keys/{uuid}
 pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let html = true;
     let result = async {
         let id = parse(&uuid)?;
         let who = visitor(&st, &mut parts).await?;
@@ -95,7 +95,7 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
     .await;
     let (c, lock) = match result {
         Ok(x) => x,
-        Err(e) => return refuse(e, html),
+        Err(e) => return refuse(e, true),
     };
     let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
@@ -107,20 +107,58 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
         None => "unlimited uses".into(),
     };
     let description = c.metadata.get("description").and_then(|d| d.as_str()).unwrap_or("");
-    let action = if c.allowed_users.is_empty() && state == "valid" {
+    let open_form = |lock_id: Option<i64>, label: &str| {
+        let hidden = lock_id
+            .map(|l| format!("<input type=\"hidden\" name=\"lockId\" value=\"{l}\">"))
+            .unwrap_or_default();
         format!(
-            "<form method=\"post\" action=\"/temp-keys/{}/open\"><button type=\"submit\" id=\"open\">Open the door</button></form>",
-            c.id
+            "<form method=\"post\" action=\"/temp-keys/{}/open\">{hidden}<button type=\"submit\" class=\"open\">{}</button></form>",
+            c.id,
+            esc(label)
         )
-    } else if state == "valid" {
-        "<p class=\"hint\">This key is for named people: open it from your app.</p>".to_string()
-    } else {
-        format!("<p class=\"error\">This key is {state}.</p>")
+    };
+    let (place, action) = match &lock {
+        Some(lock) => {
+            let action = if c.allowed_users.is_empty() && state == "valid" {
+                open_form(None, "Open the door")
+            } else if state == "valid" {
+                "<p class=\"hint\">This key is for named people: open it from your app.</p>".to_string()
+            } else {
+                format!("<p class=\"error\">This key is {state}.</p>")
+            };
+            (esc(&lock.name).into_owned(), action)
+        }
+        None => {
+            let doors = doors_for(&c, "key");
+            let names: Vec<String> = c
+                .subject
+                .get("doors")
+                .and_then(|d| d.as_array())
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| esc(d.get("label").and_then(|l| l.as_str()).unwrap_or("")).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let action = if state != "valid" {
+                format!("<p class=\"error\">This key is {state}.</p>")
+            } else if doors.is_empty() {
+                "<p class=\"hint\">Use your PIN at the door's keypad.</p>".to_string()
+            } else {
+                doors
+                    .iter()
+                    .map(|d| {
+                        let label = d.get("label").and_then(|l| l.as_str()).unwrap_or("");
+                        open_form(d.get("lockId").and_then(|l| l.as_i64()), &format!("Open {label}"))
+                    })
+                    .collect()
+            };
+            (names.join(", "), action)
+        }
     };
     let body = format!(
-        "<p>{}</p><dl><dt>Lock</dt><dd id=\"lock\">{}</dd><dt>Valid</dt><dd>{} to {}</dd><dt>Uses</dt><dd>{}</dd><dt>Status</dt><dd id=\"status\">{}</dd></dl>{}",
+        "<p>{}</p><dl><dt>Doors</dt><dd id=\"lock\">{place}</dd><dt>Valid</dt><dd>{} to {}</dd><dt>Uses</dt><dd>{}</dd><dt>Status</dt><dd id=\"status\">{}</dd></dl>{}",
         esc(description),
-        esc(&lock.name),
         fmt(c.not_before),
         fmt(c.expires_at),
         uses,
@@ -130,15 +168,44 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
     page("text/html; charset=utf-8", html_page("Your key", &body))
 }
 
+/// The door to open, from a form (`lockId=N`) or JSON (`{"lockId": N}`) body; absent is fine.
+async fn chosen_lock(
+    st: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Option<i64>, Error> {
+    let bytes = read_body(body, st.settings.body_limit_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let bad = || Error::invalid("lockId", "must be a lock id (a positive integer)");
+    let raw: Option<String> = if is_json(headers) {
+        match parse_json::<serde_json::Value>(&bytes)? {
+            serde_json::Value::Object(m) => match m.get("lockId") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(v.as_i64().map(|n| n.to_string()).ok_or_else(bad)?),
+            },
+            _ => return Err(Error::invalid("body", "must be a JSON object")),
+        }
+    } else {
+        form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "lockId")
+            .map(|(_, v)| v.into_owned())
+    };
+    raw.map(|r| r.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(bad))
+        .transpose()
+}
+
 /// POST /temp-keys/{uuid}/open: 303 to the confirmation page; 400 when the key is deleted, not
 /// valid yet, expired or used up; 403 when the visitor is not on the whitelist.
 pub async fn open(State(st): State<AppState>, Path(uuid): Path<String>, req: Request) -> Response {
-    let (mut parts, _) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let html = wants_html(&parts);
     let result = async {
         let id = parse(&uuid)?;
+        let lock_id = chosen_lock(&st, &parts.headers, body).await?;
         let who = visitor(&st, &mut parts).await?;
-        st.svc.open_share(id, who.as_ref()).await
+        st.svc.open_share(id, who.as_ref(), lock_id).await
     }
     .await;
     match result {

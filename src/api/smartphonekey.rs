@@ -8,6 +8,7 @@ use super::extract::{ClientAddr, is_json, parse_json, read_body};
 use crate::core::share::{PUBLIC, Schedule, USER_WHITELIST};
 use crate::error::Error;
 use crate::service::Principal;
+use crate::service::collective::{ACCESS_METHODS, CollectiveInput, DoorInput, MAX_COLLECTIVE_DOORS, MAX_LABEL};
 use crate::service::share::{ShareKeyChanges, ShareKeyInput, status, write_json};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -217,6 +218,69 @@ impl Check {
         }
     }
 
+    fn description(&mut self, obj: &Map<String, Value>) -> Option<String> {
+        match obj.get("description") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => Some(d.clone()),
+            Some(Value::String(_)) => {
+                self.bad("description", "must be at most 2000 characters");
+                None
+            }
+            Some(_) => {
+                self.bad("description", "must be a string");
+                None
+            }
+        }
+    }
+
+    /// `doors` of a collective key: 1 to 50 of `{lockId, label, accessMethod}`.
+    fn doors(&mut self, obj: &Map<String, Value>) -> Vec<DoorInput> {
+        let Some(Value::Array(items)) = obj.get("doors") else {
+            self.bad("doors", "is required: a list of {lockId, label, accessMethod}");
+            return vec![];
+        };
+        if items.is_empty() || items.len() > MAX_COLLECTIVE_DOORS {
+            self.bad("doors", &format!("must list 1 to {MAX_COLLECTIVE_DOORS} doors"));
+            return vec![];
+        }
+        let mut out = vec![];
+        for (i, d) in items.iter().enumerate() {
+            let Some(d) = d.as_object() else {
+                self.bad(
+                    &format!("doors[{i}]"),
+                    "must be an object {lockId, label, accessMethod}",
+                );
+                continue;
+            };
+            let lock_id = d.get("lockId").and_then(Value::as_i64).filter(|n| *n > 0);
+            if lock_id.is_none() {
+                self.bad(&format!("doors[{i}].lockId"), "must be a positive integer (a lock id)");
+            }
+            let label = d
+                .get("label")
+                .and_then(Value::as_str)
+                .filter(|l| !l.trim().is_empty() && l.chars().count() <= MAX_LABEL && !l.chars().any(char::is_control));
+            if label.is_none() {
+                self.bad(&format!("doors[{i}].label"), "must be text of 1 to 120 characters");
+            }
+            let method = d
+                .get("accessMethod")
+                .and_then(Value::as_str)
+                .filter(|m| ACCESS_METHODS.contains(m));
+            if method.is_none() {
+                self.bad(&format!("doors[{i}].accessMethod"), "must be key, code or both");
+            }
+            if let (Some(lock_id), Some(label), Some(method)) = (lock_id, label, method) {
+                out.push(DoorInput {
+                    lock_id,
+                    label: label.to_string(),
+                    access_method: method.to_string(),
+                });
+            }
+        }
+        out
+    }
+
     /// `schedule`: an object, or null to remove it. Outer `None`: absent.
     fn schedule(&mut self, obj: &Map<String, Value>) -> Option<Option<Schedule>> {
         match obj.get("schedule") {
@@ -299,18 +363,7 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Req
     }
     let max_uses = c.max_uses(&obj).flatten();
     let schedule = c.schedule(&obj).flatten();
-    let description = match obj.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => Some(d.clone()),
-        Some(Value::String(_)) => {
-            c.bad("description", "must be at most 2000 characters");
-            None
-        }
-        Some(_) => {
-            c.bad("description", "must be a string");
-            None
-        }
-    };
+    let description = c.description(&obj);
     c.done()?;
     let (Some(lock), Some(uuid), Some(mode), Some(from), Some(until)) = (lock, uuid, mode, from, until) else {
         return Err(Error::internal("validated fields missing").into());
@@ -422,4 +475,158 @@ pub async fn list(State(st): State<AppState>, Path(id): Path<String>, SpkAuth(p)
         })
         .collect();
     Ok(Json(Value::Array(items)))
+}
+
+/// Where a guest opens a key: the configured public URL, else this request's host.
+fn guest_url(st: &AppState, headers: &axum::http::HeaderMap, uuid: uuid::Uuid) -> String {
+    let base = match &st.settings.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    format!("{base}/temp-keys/{uuid}")
+}
+
+fn collective_json(st: &AppState, headers: &axum::http::HeaderMap, c: &crate::core::credential::Credential) -> Value {
+    let iso = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    json!({
+        "uuid": c.id,
+        "url": guest_url(st, headers, c.id),
+        "validFrom": iso(c.not_before),
+        "validUntil": iso(c.expires_at),
+        "description": c.metadata.get("description"),
+        "doors": c.subject.get("doors"),
+        "usedCount": c.used_count,
+        "createdAt": iso(Some(c.created_at)),
+        "createdBy": c.created_by,
+        "status": status(c, st.svc.now()),
+    })
+}
+
+/// POST /temp-keys: a collective key over several doors -> 201 {uuid, url, pin (shown once), ...}.
+pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkResult<Response> {
+    let (mut parts, body) = req.into_parts();
+    let obj = body_object(&st, Request::from_parts(parts.clone(), body)).await?;
+    let mut c = Check::default();
+    let from = c.time(&obj, "validFrom", true);
+    let until = c.time(&obj, "validUntil", true);
+    if let (Some(f), Some(u)) = (from, until) {
+        if u <= f {
+            c.bad("validUntil", "must be after validFrom");
+        }
+    }
+    let description = c.description(&obj);
+    let doors = c.doors(&obj);
+    c.done()?;
+    let (Some(from), Some(until)) = (from, until) else {
+        return Err(Error::internal("validated fields missing").into());
+    };
+    let p = caller(&st, &mut parts).await?;
+    let input = CollectiveInput {
+        valid_from: from,
+        valid_until: until,
+        description,
+        doors,
+    };
+    let created = st.svc.create_collective_key(&p, input).await?;
+    let mut v = write_json(&created.write);
+    v["uuid"] = json!(created.write.aggregate_id);
+    v["url"] = json!(guest_url(&st, &parts.headers, created.write.aggregate_id));
+    v["pin"] = json!(created.pin);
+    let mut r = (StatusCode::CREATED, Json(v)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// GET /temp-keys: the caller's live collective keys (never their PINs).
+pub async fn list_collective(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    SpkAuth(p): SpkAuth,
+) -> SpkResult<Json<Value>> {
+    let keys = st.svc.list_collective_keys(&p).await?;
+    Ok(Json(Value::Array(
+        keys.iter().map(|c| collective_json(&st, &headers, c)).collect(),
+    )))
+}
+
+/// DELETE /temp-keys/{uuid}: revoke; a second delete answers `alreadyRevoked: true`.
+pub async fn delete_collective(
+    State(st): State<AppState>,
+    Path(uuid): Path<String>,
+    SpkAuth(p): SpkAuth,
+) -> SpkResult<Json<Value>> {
+    let uuid = uuid::Uuid::parse_str(&uuid).map_err(|_| Error::invalid("uuid", "must be a UUID"))?;
+    let d = st.svc.delete_collective_key(&p, uuid).await?;
+    Ok(Json(match d.write {
+        Some(w) => {
+            let mut v = write_json(&w);
+            v["alreadyRevoked"] = json!(false);
+            v
+        }
+        None => json!({"success": true, "aggregateId": d.aggregate_id, "alreadyRevoked": true}),
+    }))
+}
+
+/// The one answer to every refused PIN, so a PIN (or a lock id) cannot be probed.
+fn pin_refused() -> Response {
+    let body = json!({"error": "Unauthorized", "message": "The PIN was not accepted", "code": 401});
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+/// POST /locks/{id}/open-with-pin `{"pin": "<digits>", "doorId"?}`: no authentication (an
+/// entrance panel). 200 when a collective key with a `code` door on this lock takes the PIN;
+/// the same 401 for every refusal; 429 with Retry-After after repeated failures per lock and per
+/// source; 400 only for a body that is not a PIN request at all.
+pub async fn open_with_pin(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ClientAddr(src): ClientAddr,
+    req: Request,
+) -> Response {
+    let result = async {
+        let lock = lock_id(&id)?;
+        let obj = body_object(&st, req).await?;
+        let mut c = Check::default();
+        let pin = match obj.get("pin") {
+            Some(Value::String(p)) if (4..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(p.clone())
+            }
+            _ => {
+                c.bad("pin", "must be a string of 4 to 12 digits");
+                None
+            }
+        };
+        let door = match obj.get("doorId") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(d) => Some(d),
+                None => {
+                    c.bad("doorId", "must be an integer");
+                    None
+                }
+            },
+        };
+        c.done()?;
+        let pin = pin.ok_or_else(|| Error::internal("validated pin missing"))?;
+        Ok::<_, SpkError>(st.svc.open_with_pin(lock, &pin, door, &src).await)
+    }
+    .await;
+    match result {
+        Err(e) => e.into_response(),
+        Ok(Ok((lock, w))) => Json(json!({
+            "success": true, "lockId": lock.id, "lockUuid": lock.uuid,
+            "doorId": w.data.get("doorId"), "event": {"type": "LockOpenRequested"},
+        }))
+        .into_response(),
+        Ok(Err(Error::Unauthenticated)) => pin_refused(),
+        Ok(Err(e)) => SpkError::from(e).into_response(),
+    }
 }

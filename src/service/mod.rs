@@ -1,6 +1,7 @@
 //! The use cases. All rules live here: validity windows, use limits, whitelists, scopes,
 //! ownership and tenancy. Each write is one store transaction that also appends its event.
 
+pub mod collective;
 pub mod jwt;
 pub mod limiter;
 pub mod password;
@@ -141,6 +142,8 @@ pub struct Service {
     session_ttl: Duration,
     user_failures: FailureLimiter,
     source_failures: FailureLimiter,
+    pin_lock_failures: FailureLimiter,
+    pin_source_failures: FailureLimiter,
 }
 
 fn secs(n: u64) -> Duration {
@@ -163,6 +166,7 @@ impl Service {
         settings: &Settings,
     ) -> Result<Self, String> {
         let window = secs(settings.login_failure_window_secs.max(1));
+        let pin_window = secs(settings.pin_failure_window_secs.max(1));
         Ok(Self {
             store,
             hasher,
@@ -172,6 +176,8 @@ impl Service {
             session_ttl: secs(settings.session_ttl_secs),
             user_failures: FailureLimiter::new(settings.login_max_failures_per_user, window),
             source_failures: FailureLimiter::new(settings.login_max_failures_per_source, window),
+            pin_lock_failures: FailureLimiter::new(settings.pin_max_failures_per_lock, pin_window),
+            pin_source_failures: FailureLimiter::new(settings.pin_max_failures_per_source, pin_window),
         })
     }
 

@@ -53,6 +53,14 @@ pub struct ShareKeyChanges {
     pub schedule: Option<Option<Schedule>>,
 }
 
+/// How a door is being opened (for the LockOpenRequested event): `via` is `temp-key` (the
+/// guest page) or `pin` (an entrance panel).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenVia {
+    pub via: &'static str,
+    pub door_id: Option<i64>,
+}
+
 /// What a write answers: the aggregate, the version the write produced, and its event.
 #[derive(Debug, Clone)]
 pub struct WriteResult {
@@ -79,11 +87,11 @@ pub fn status(c: &Credential, now: DateTime<Utc>) -> &'static str {
     }
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn actor_id(p: &Principal) -> String {
+pub(crate) fn actor_id(p: &Principal) -> String {
     p.user_id.map(|u| u.to_string()).unwrap_or_else(|| p.actor.clone())
 }
 
@@ -468,18 +476,22 @@ impl Service {
         by.require(SCOPE_OPERATE)?;
         let lock = self.lock_for(by, lock_id).await?;
         let c = self.share_key(by, &lock, uuid).await?;
-        self.consume_share(by.org_id, &by.actor, &lock, c, user, false).await
+        self.consume_share(by.org_id, &by.actor, &lock, c, user, None).await
     }
 
-    /// A share key behind a public link (the guest page): live, of kind share, with its lock.
-    /// Whitelisted keys need an authenticated visitor on the whitelist.
-    pub async fn guest_share(&self, uuid: Uuid, visitor: Option<&Principal>) -> Result<(Credential, Lock)> {
+    /// A share key behind a public link (the guest page): live or not, of kind share, with its
+    /// lock (`None` for a collective key, whose doors are in its subject). Whitelisted keys need
+    /// an authenticated visitor on the whitelist.
+    pub async fn guest_share(&self, uuid: Uuid, visitor: Option<&Principal>) -> Result<(Credential, Option<Lock>)> {
         let c = self
             .store
             .find_credential(uuid)
             .await?
             .filter(|c| c.kind == Kind::Share)
             .ok_or(Error::NotFound("temp key"))?;
+        if super::collective::is_collective(&c) {
+            return Ok((c, None));
+        }
         let lock_id = c
             .subject
             .get("lock_id")
@@ -495,16 +507,30 @@ impl Service {
                 return Err(Error::Forbidden("you are not on this temp key's whitelist".into()));
             }
         }
-        Ok((c, lock))
+        Ok((c, Some(lock)))
     }
 
     /// A visitor opens the door with a share key: one use, TempKeyUsed, and LockOpenRequested,
-    /// all in one transaction.
-    pub async fn open_share(&self, uuid: Uuid, visitor: Option<&Principal>) -> Result<WriteResult> {
+    /// all in one transaction. `lock_id` picks the door of a collective key.
+    pub async fn open_share(
+        &self,
+        uuid: Uuid,
+        visitor: Option<&Principal>,
+        lock_id: Option<i64>,
+    ) -> Result<WriteResult> {
         let (c, lock) = self.guest_share(uuid, visitor).await?;
         let user = visitor.and_then(|v| v.user_id);
         let actor = visitor.map(|v| v.actor.clone()).unwrap_or_else(|| "guest".into());
-        self.consume_share(c.org_id, &actor, &lock, c, user, true).await
+        match lock {
+            Some(lock) => {
+                let via = OpenVia {
+                    via: "temp-key",
+                    door_id: None,
+                };
+                self.consume_share(c.org_id, &actor, &lock, c, user, Some(via)).await
+            }
+            None => self.open_collective(c, lock_id, &actor).await,
+        }
     }
 
     /// The shared open/use path: refuse with the reason, or spend one use and append TempKeyUsed.
@@ -515,7 +541,7 @@ impl Service {
         lock: &Lock,
         c: Credential,
         user: Option<Uuid>,
-        open: bool,
+        open: Option<OpenVia>,
     ) -> Result<WriteResult> {
         let ctx = VerifyContext {
             org_id,
@@ -548,6 +574,9 @@ impl Service {
         if let Some(u) = user {
             data.insert("userId".into(), u.to_string().into());
         }
+        if let Some(d) = open.and_then(|o| o.door_id) {
+            data.insert("doorId".into(), d.into());
+        }
         data.insert("usedCount".into(), Value::Null);
         data.insert("timestamp".into(), iso(self.now()).into());
         let e = self.event(
@@ -559,10 +588,10 @@ impl Service {
             actor,
         );
         let mut extra = vec![];
-        if open {
+        if let Some(o) = open {
             let data = json!({
                 "lockId": lock.id, "lockUuid": lock.uuid, "tempKeyUuid": c.id, "userId": user,
-                "via": "temp-key", "timestamp": iso(self.now()),
+                "doorId": o.door_id, "via": o.via, "timestamp": iso(self.now()),
             });
             extra.push(self.event(
                 org_id,

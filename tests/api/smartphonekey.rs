@@ -34,7 +34,11 @@ fn iso(t: chrono::DateTime<Utc>) -> String {
 }
 
 async fn world() -> World {
-    let s = Server::start().await;
+    world_with(Options::default()).await
+}
+
+async fn world_with(opts: Options) -> World {
+    let s = Server::start_with(opts).await;
     let (_, org_key) = s.create_org("homes").await;
     let owner = s.create_user(&org_key, "olivia", "olivia-password", false).await;
     let other = s.create_user(&org_key, "oscar", "oscar-password", false).await;
@@ -973,4 +977,362 @@ async fn schedules_refuse_outside_their_days_and_hours() {
     let (status, v) = w.create(k, bad).await;
     assert_eq!(status, 400);
     assert_eq!(detail_fields(&v), vec!["schedule.timeZone".to_string()]);
+}
+
+// ------------------------------------------------------------------ collective keys and PINs
+
+impl World {
+    async fn second_lock(&self) -> i64 {
+        let r = self
+            .s
+            .req(Method::POST, "/v1/locks")
+            .header("X-API-Key", &self.org_key)
+            .json(&json!({"name": "Garage", "owner": self.owner}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        json(r).await["id"].as_i64().unwrap()
+    }
+
+    async fn collective(&self, auth: Auth<'_>, doors: Value) -> (u16, Value) {
+        let r = auth
+            .apply(self.s.req(Method::POST, "/temp-keys"))
+            .json(&json!({
+                "validFrom": iso(Utc::now() - Duration::minutes(1)),
+                "validUntil": iso(Utc::now() + Duration::days(1)),
+                "description": "cleaners",
+                "doors": doors,
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 201 {
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+        (status, json(r).await)
+    }
+
+    async fn pin(&self, lock: i64, body: Value, from: &str) -> (u16, Option<String>, Value) {
+        let client = reqwest::Client::builder()
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let r = client
+            .post(self.s.url(&format!("/locks/{lock}/open-with-pin")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        (status, retry, json(r).await)
+    }
+}
+
+/// A PIN that is not `pin` (same length).
+fn wrong(pin: &str, i: u32) -> String {
+    let n: u64 = pin.parse().unwrap();
+    format!(
+        "{:0width$}",
+        (n + 1 + i as u64) % 10u64.pow(pin.len() as u32),
+        width = pin.len()
+    )
+}
+
+#[tokio::test]
+async fn collective_keys_over_several_doors_with_link_and_pin() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let garage = w.second_lock().await;
+    let doors = json!([
+        {"lockId": w.lock, "label": "Front door", "accessMethod": "both"},
+        {"lockId": garage, "label": "Garage", "accessMethod": "code"},
+    ]);
+    let (status, v) = w.collective(k, doors.clone()).await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let pin = v["pin"].as_str().unwrap().to_string();
+    assert_eq!(pin.len(), 8);
+    assert!(pin.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(v["url"], format!("{}/temp-keys/{uuid}", w.s.base));
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["event"]["type"], "TempKeyCreated");
+    assert_eq!(v["event"]["data"]["doors"][1]["accessMethod"], "code");
+    assert!(!v["event"].to_string().contains(&pin), "the PIN is not in the event");
+
+    // Listed without the PIN; the PIN is nowhere in the database.
+    let list = json(
+        w.s.req(Method::GET, "/temp-keys")
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["uuid"], uuid.as_str());
+    assert_eq!(list[0]["status"], "valid");
+    assert!(list[0].get("pin").is_none());
+    let db = std::fs::read(w.s.db_path()).unwrap();
+    let wal = std::fs::read(w.s.db_path().with_extension("db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(pin.len()).any(|x| x == pin.as_bytes()),
+            "PIN stored in plaintext"
+        );
+    }
+    // The per-lock list does not mix them in.
+    let per_lock = json(
+        w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(per_lock, json!([]));
+
+    // The guest page offers the link door only.
+    let (status, html) = w.guest_page(&uuid, Auth::None).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Front door") && html.contains("Garage"));
+    assert!(html.contains(&format!("name=\"lockId\" value=\"{}\"", w.lock)));
+    assert!(!html.contains(&format!("name=\"lockId\" value=\"{garage}\"")));
+    let form = |lock: i64| {
+        w.s.req(Method::POST, &format!("/temp-keys/{uuid}/open"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("lockId={lock}"))
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(w.s.url(&format!("/temp-keys/{uuid}/open")))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("lockId={}", w.lock))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = form(garage).send().await.unwrap();
+    assert_eq!(r.status(), 400, "the garage takes the PIN only");
+    // Two link doors would need a choice; one is enough to leave it out.
+    assert_eq!(w.open(&uuid, Auth::None).await.status(), 303);
+
+    // The PIN opens both code doors; a door id must be one of the lock's doors.
+    let (status, _, v) = w.pin(garage, json!({"pin": pin}), "127.0.0.1").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["lockId"], garage);
+    let (status, _, _) = w.pin(w.lock, json!({"pin": pin, "doorId": 1}), "127.0.0.1").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = w.pin(w.lock, json!({"pin": pin, "doorId": 99}), "127.0.0.1").await;
+    assert_eq!(status, 401);
+    let events = w.event_types().await;
+    assert_eq!(
+        events.iter().filter(|(a, t)| *a == uuid && t == "TempKeyUsed").count(),
+        4
+    );
+    assert_eq!(events.iter().filter(|(_, t)| t == "LockOpenRequested").count(), 4);
+
+    // Bad PIN requests are 400 (they say nothing about PINs) and change nothing.
+    let before = w.s.snapshot().await;
+    for body in [
+        json!({}),
+        json!({"pin": 12345678}),
+        json!({"pin": "12ab"}),
+        json!({"pin": "1234", "doorId": "x"}),
+    ] {
+        assert_eq!(w.pin(garage, body, "127.0.0.1").await.0, 400);
+    }
+    assert_eq!(w.s.snapshot().await, before);
+
+    // Delete: once, then alreadyRevoked; the PIN and the link stop working.
+    let del = || async {
+        let r =
+            w.s.req(Method::DELETE, &format!("/temp-keys/{uuid}"))
+                .header("X-API-Key", &w.org_key)
+                .send()
+                .await
+                .unwrap();
+        (r.status().as_u16(), json(r).await)
+    };
+    let (status, v) = del().await;
+    assert_eq!(status, 200);
+    assert_eq!(v["alreadyRevoked"], false);
+    assert_eq!(v["event"]["type"], "TempKeyDeleted");
+    assert_eq!(v["version"], 6);
+    let (status, v) = del().await;
+    assert_eq!(status, 200);
+    assert_eq!(v["alreadyRevoked"], true);
+    assert_eq!(w.pin(garage, json!({"pin": pin}), "127.0.0.1").await.0, 401);
+    assert_eq!(w.open(&uuid, Auth::None).await.status(), 400);
+    let list = json(
+        w.s.req(Method::GET, "/temp-keys")
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    let r =
+        w.s.req(Method::DELETE, &format!("/temp-keys/{}", new_uuid()))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn collective_keys_are_validated_and_authorized_like_temp_keys() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let before = w.s.snapshot().await;
+    let r =
+        w.s.req(Method::POST, "/temp-keys")
+            .header("X-API-Key", &w.org_key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    assert_eq!(detail_fields(&v), vec!["validFrom", "validUntil", "doors"]);
+    let long = "x".repeat(121);
+    let (status, v) = w
+        .collective(
+            k,
+            json!([
+                {"lockId": "one", "label": "A", "accessMethod": "key"},
+                {"lockId": w.lock, "label": long, "accessMethod": "key"},
+                {"lockId": w.lock, "label": "C", "accessMethod": "teleport"},
+                "door",
+            ]),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        detail_fields(&v),
+        vec!["doors[0].lockId", "doors[1].label", "doors[2].accessMethod", "doors[3]"]
+    );
+    let (status, v) = w
+        .collective(k, json!([{"lockId": w.lock, "label": "A", "accessMethod": "key"}, {"lockId": w.lock, "label": "B", "accessMethod": "code"}]))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(detail_fields(&v), vec!["doors[1].lockId"]);
+    assert_eq!(w.s.snapshot().await, before, "nothing written");
+
+    let door = json!([{"lockId": w.lock, "label": "Front", "accessMethod": "both"}]);
+    assert_eq!(w.collective(Auth::None, door.clone()).await.0, 401);
+    assert_eq!(
+        w.collective(Auth::Jwt(&w.other_jwt), door.clone()).await.0,
+        403,
+        "not the owner"
+    );
+    let (_, foreign_key) = w.s.create_org("elsewhere").await;
+    assert_eq!(
+        w.collective(Auth::Key(&foreign_key), door.clone()).await.0,
+        404,
+        "another organization's lock"
+    );
+    let (status, v) = w.collective(Auth::Jwt(&w.owner_jwt), door.clone()).await;
+    assert_eq!(status, 201);
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    // The owner sees their key; another user of the organization neither sees nor deletes it.
+    let list = |jwt: &str| {
+        let r = w.s.req(Method::GET, "/temp-keys").bearer_auth(jwt).send();
+        async move { json(r.await.unwrap()).await }
+    };
+    assert_eq!(list(&w.owner_jwt).await.as_array().unwrap().len(), 1);
+    assert_eq!(list(&w.other_jwt).await, json!([]));
+    let r =
+        w.s.req(Method::DELETE, &format!("/temp-keys/{uuid}"))
+            .bearer_auth(&w.other_jwt)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 403);
+    let r =
+        w.s.req(Method::DELETE, &format!("/temp-keys/{uuid}"))
+            .header("X-API-Key", &foreign_key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 404);
+    // A PIN of one organization's key does nothing at another organization's lock.
+    let pin = v["pin"].as_str().unwrap();
+    let foreign_owner = w.s.create_user(&foreign_key, "fay", "fay-password", false).await;
+    let r =
+        w.s.req(Method::POST, "/v1/locks")
+            .header("X-API-Key", &foreign_key)
+            .json(&json!({"name": "Shed", "owner": foreign_owner}))
+            .send()
+            .await
+            .unwrap();
+    let shed = json(r).await["id"].as_i64().unwrap();
+    assert_eq!(w.pin(shed, json!({"pin": pin}), "127.0.0.1").await.0, 401);
+    assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 200);
+}
+
+#[tokio::test]
+async fn pin_probing_gets_only_401_then_429_per_source() {
+    let w = world().await;
+    let door = json!([{"lockId": w.lock, "label": "Front", "accessMethod": "code"}]);
+    let (_, v) = w.collective(Auth::Key(&w.org_key), door).await;
+    let pin = v["pin"].as_str().unwrap().to_string();
+    let before = w.s.snapshot().await;
+    // Five refusals, for a wrong PIN or an unknown lock, all the same answer.
+    let mut answers = vec![];
+    for i in 0..4 {
+        let (status, retry, v) = w.pin(w.lock, json!({"pin": wrong(&pin, i)}), "127.0.0.1").await;
+        answers.push((status, retry, v));
+    }
+    answers.push(w.pin(999_999, json!({"pin": pin}), "127.0.0.1").await);
+    for a in &answers {
+        assert_eq!(a, &answers[0]);
+    }
+    assert_eq!(answers[0].0, 401);
+    assert_eq!(answers[0].2["message"], "The PIN was not accepted");
+    assert_eq!(w.s.snapshot().await, before, "refusals write nothing");
+    // Then 429, even for the right PIN, with Retry-After.
+    let (status, retry, v) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await;
+    assert_eq!(status, 429, "{v}");
+    let retry: u64 = retry.unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 901, "{retry}");
+    assert_eq!(v["code"], 429);
+    // Another source is not blocked (the lock allows 10 failures).
+    assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.2").await.0, 200);
+    // Once the window has passed the source may try again.
+    w.s.advance(901).await;
+    assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 200);
+    // An expired key's PIN is refused like any other.
+    w.s.advance(2 * 86400).await;
+    assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 401);
+}
+
+#[tokio::test]
+async fn pin_probing_from_many_sources_is_limited_per_lock() {
+    let opts = Options::default()
+        .env("KEYGATE_PIN_MAX_FAILURES_PER_LOCK", "3")
+        .env("KEYGATE_PIN_MAX_FAILURES_PER_SOURCE", "100");
+    let w = world_with(opts).await;
+    let garage = w.second_lock().await;
+    let doors = json!([
+        {"lockId": w.lock, "label": "Front", "accessMethod": "code"},
+        {"lockId": garage, "label": "Garage", "accessMethod": "code"},
+    ]);
+    let (_, v) = w.collective(Auth::Key(&w.org_key), doors).await;
+    let pin = v["pin"].as_str().unwrap().to_string();
+    for (i, src) in ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().enumerate() {
+        assert_eq!(w.pin(w.lock, json!({"pin": wrong(&pin, i as u32)}), src).await.0, 401);
+    }
+    let (status, retry, _) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.5").await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some());
+    // The other lock is not affected.
+    assert_eq!(w.pin(garage, json!({"pin": pin}), "127.0.0.5").await.0, 200);
 }
