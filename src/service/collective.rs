@@ -260,22 +260,24 @@ impl Service {
         let now = self.now();
         let lock_key = format!("lock:{lock_id}");
         let source_key = format!("source:{source}");
-        let wait = [
-            self.pin_lock_failures.blocked(&lock_key, now),
-            self.pin_source_failures.blocked(&source_key, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(retry_after_secs) = wait {
+        // Each attempt counts as a failure up front (so concurrent guesses can't all get in), and
+        // is taken back when it succeeds or the server itself failed.
+        if let Some(retry_after_secs) = self.pin_source_failures.attempt(&source_key, now) {
             return Err(Error::RateLimited { retry_after_secs });
         }
-        match self.try_pin(lock_id, pin, door_id).await {
+        if let Some(retry_after_secs) = self.pin_lock_failures.attempt(&lock_key, now) {
+            self.pin_source_failures.forgive(&source_key, now);
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        let outcome = self.try_pin(lock_id, pin, door_id).await;
+        if !matches!(outcome, Ok(None)) {
+            self.pin_source_failures.forgive(&source_key, now);
+            self.pin_lock_failures.forgive(&lock_key, now);
+        }
+        match outcome {
             Ok(Some(done)) => Ok(done),
             Ok(None) => {
-                self.pin_lock_failures.record_failure(&lock_key, now);
-                self.pin_source_failures.record_failure(&source_key, now);
-                tracing::info!(lock_id, %source, "PIN refused");
+                tracing::info!(lock_id, source, "PIN refused");
                 Err(Error::Unauthenticated)
             }
             Err(e) => Err(e),

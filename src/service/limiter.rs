@@ -63,6 +63,37 @@ impl FailureLimiter {
         }
     }
 
+    /// Count an attempt as a failure before it is tried, atomically with the check, so that a
+    /// burst of concurrent attempts cannot all slip in under the limit. `Some(retry_after_secs)`
+    /// (and nothing counted) when the key is blocked; after a success, [`Self::forgive`] the
+    /// attempt.
+    pub fn attempt(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
+        if let Some(wait) = self.blocked(key, now) {
+            return Some(wait);
+        }
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let q = map.entry(key.to_string()).or_default();
+        if q.len() >= self.max as usize {
+            let oldest = q.front().copied().unwrap_or(now);
+            return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
+        }
+        q.push_back(now);
+        None
+    }
+
+    /// Take back one attempt counted at `at` (it succeeded).
+    pub fn forgive(&self, key: &str, at: DateTime<Utc>) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = map.get_mut(key) {
+            if let Some(i) = q.iter().rposition(|t| *t == at) {
+                q.remove(i);
+            }
+            if q.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+
     pub fn clear(&self, key: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(key);
@@ -72,6 +103,20 @@ impl FailureLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_count_before_they_finish_and_successes_are_forgiven() {
+        let l = FailureLimiter::new(2, Duration::seconds(60));
+        let t0 = Utc::now();
+        assert_eq!(l.attempt("k", t0), None);
+        assert_eq!(l.attempt("k", t0), None);
+        // Two attempts in flight: a third is refused before either finishes.
+        assert!(l.attempt("k", t0).is_some());
+        l.forgive("k", t0);
+        assert_eq!(l.attempt("k", t0), None);
+        assert!(l.attempt("k", t0 + Duration::seconds(59)).is_some());
+        assert_eq!(l.attempt("k", t0 + Duration::seconds(60)), None);
+    }
 
     #[test]
     fn blocks_after_max_failures_and_recovers_when_the_window_passes() {

@@ -1309,6 +1309,29 @@ async fn pin_probing_gets_only_401_then_429_per_source() {
     // Once the window has passed the source may try again.
     w.s.advance(901).await;
     assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 200);
+    // A burst of concurrent guesses gets no more tries than one after another.
+    w.s.advance(901).await;
+    let mut tasks = vec![];
+    for i in 0..20 {
+        let url = w.s.url(&format!("/locks/{}/open-with-pin", w.lock));
+        let body = json!({"pin": wrong(&pin, i)});
+        tasks.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
     // An expired key's PIN is refused like any other.
     w.s.advance(2 * 86400).await;
     assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 401);
