@@ -14,7 +14,6 @@ use crate::core::secret::{Purpose, random_from_alphabet};
 use crate::core::share;
 use crate::error::{Error, Result};
 use crate::model::Lock;
-use crate::store::CredentialFilter;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -184,29 +183,13 @@ impl Service {
     /// The caller's live collective keys, oldest first.
     pub async fn list_collective_keys(&self, by: &Principal) -> Result<Vec<Credential>> {
         by.require(SCOPE_SHARE_READ)?;
-        let mut out = vec![];
-        let mut after = None;
-        loop {
-            let f = CredentialFilter {
-                kind: Some(Kind::Share),
-                owner_id: if by.is_admin {
-                    None
-                } else {
-                    Some(by.user_id.ok_or(Error::NotFound("temp key"))?)
-                },
-                after,
-                limit: super::MAX_PAGE,
-            };
-            let page = self.store.list_credentials(by.org_id, &f).await?;
-            let full = page.len() as u32 == super::MAX_PAGE;
-            after = page.last().map(|c| c.id);
-            out.extend(page.into_iter().filter(|c| c.revoked_at.is_none() && is_collective(c)));
-            if !full {
-                break;
-            }
-        }
-        out.sort_by_key(|c| c.created_at);
-        Ok(out)
+        let owner = if by.is_admin {
+            None
+        } else {
+            Some(by.user_id.ok_or(Error::NotFound("temp key"))?)
+        };
+        self.share_keys_where(by.org_id, owner, |c| c.revoked_at.is_none() && is_collective(c))
+            .await
     }
 
     pub async fn delete_collective_key(&self, by: &Principal, uuid: Uuid) -> Result<DeletedCollective> {

@@ -442,27 +442,40 @@ impl Service {
     pub async fn list_share_keys(&self, by: &Principal, lock_id: i64) -> Result<(Lock, Vec<Credential>)> {
         by.require(SCOPE_SHARE_READ)?;
         let lock = self.lock_for(by, lock_id).await?;
+        let out = self
+            .share_keys_where(by.org_id, None, |c| {
+                c.revoked_at.is_none() && c.subject.get("lock_id").and_then(Value::as_i64) == Some(lock.id)
+            })
+            .await?;
+        Ok((lock, out))
+    }
+
+    /// The organization's share keys (of `owner`, if given) that `keep` admits, oldest first.
+    pub(crate) async fn share_keys_where(
+        &self,
+        org_id: Uuid,
+        owner: Option<Uuid>,
+        keep: impl Fn(&Credential) -> bool,
+    ) -> Result<Vec<Credential>> {
         let mut out = vec![];
         let mut after = None;
         loop {
             let f = CredentialFilter {
                 kind: Some(Kind::Share),
-                owner_id: None,
+                owner_id: owner,
                 after,
                 limit: super::MAX_PAGE,
             };
-            let page = self.store.list_credentials(by.org_id, &f).await?;
+            let page = self.store.list_credentials(org_id, &f).await?;
             let full = page.len() as u32 == super::MAX_PAGE;
             after = page.last().map(|c| c.id);
-            out.extend(page.into_iter().filter(|c| {
-                c.revoked_at.is_none() && c.subject.get("lock_id").and_then(Value::as_i64) == Some(lock.id)
-            }));
+            out.extend(page.into_iter().filter(|c| keep(c)));
             if !full {
                 break;
             }
         }
         out.sort_by_key(|c| c.created_at);
-        Ok((lock, out))
+        Ok(out)
     }
 
     /// Record one use of a share key (for `user`, if given). Exact under concurrency.
