@@ -191,6 +191,9 @@ async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Load the server secret: `KEYGATE_SECRET`, or the secret file (generated on first start).
+///
+/// On PostgreSQL, every node must key digests with the same secret, so keygate never generates
+/// one there: it needs `KEYGATE_SECRET`, or a `secret_file` that exists (shared by the nodes).
 pub fn load_server_secret(settings: &Settings) -> Result<Vec<u8>, String> {
     if let Some(s) = &settings.secret {
         if s.len() < 32 {
@@ -198,24 +201,49 @@ pub fn load_server_secret(settings: &Settings) -> Result<Vec<u8>, String> {
         }
         return Ok(s.as_bytes().to_vec());
     }
+    if store::is_postgres_url(&settings.database_url) {
+        return match &settings.secret_file {
+            Some(path) => read_secret_file(path)?.ok_or_else(|| {
+                format!(
+                    "the secret file {} does not exist; on PostgreSQL keygate does not generate one \
+                     (every node must share it)",
+                    path.display()
+                )
+            }),
+            None => Err(
+                "on PostgreSQL, set KEYGATE_SECRET (at least 32 bytes, the same on every node) \
+                 or secret_file (a file every node shares)"
+                    .into(),
+            ),
+        };
+    }
     let path = settings.resolved_secret_file();
     read_or_create_secret_file(&path)
 }
 
-fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Write;
+/// The secret in an existing secret file; `None` when there is no such file.
+fn read_secret_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let s = s.trim();
-            return URL_SAFE_NO_PAD.decode(s).ok().filter(|b| b.len() >= 32).ok_or_else(|| {
+        Ok(s) => URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .ok()
+            .filter(|b| b.len() >= 32)
+            .map(Some)
+            .ok_or_else(|| {
                 format!(
                     "the secret file {} is damaged (expected base64url of 32+ bytes)",
                     path.display()
                 )
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read the secret file {}: {e}", path.display())),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the secret file {}: {e}", path.display())),
+    }
+}
+
+fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    if let Some(secret) = read_secret_file(path)? {
+        return Ok(secret);
     }
     let bytes = crate::core::secret::random_bytes::<32>();
     let mut opts = std::fs::OpenOptions::new();
@@ -242,7 +270,9 @@ fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
 pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Service, String> {
     let secret = load_server_secret(settings)?;
     let hasher = SecretHasher::new(&secret)?;
-    let store = store::open(&settings.database_url).await.map_err(|e| e.to_string())?;
+    let store = store::open_with(&settings.database_url, &settings.pool_settings())
+        .await
+        .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(describe)?;
     Service::new(store, hasher, clock, settings)
 }
