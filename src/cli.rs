@@ -125,8 +125,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 // Upgrading a shared schema needs no server secret.
                 let store = crate::store::open_with(&settings.database_url, &settings.pool_settings())
                     .await
-                    .map_err(|e| e.to_string())?;
-                store.migrate().await.map_err(|e| e.to_string())?;
+                    .map_err(server::describe)?;
+                store.migrate().await.map_err(server::describe)?;
             } else {
                 let _svc = open(&settings).await?;
             }

@@ -277,7 +277,8 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
     Service::new(store, hasher, clock, settings)
 }
 
-fn describe(e: Error) -> String {
+/// An error as text for the operator (start-up and the CLI): internal details included.
+pub fn describe(e: Error) -> String {
     match e {
         Error::Internal(d) => d,
         other => other.to_string(),

@@ -282,7 +282,7 @@ impl Store for PgStore {
             .await
             .map_err(|e| match e {
                 sqlx::migrate::MigrateError::Execute(inner) if crate::error::is_unavailable(&inner) => {
-                    Error::Unavailable("database unavailable".into())
+                    Error::from(inner)
                 }
                 e => Error::internal(format!("migration failed: {e}")),
             })
