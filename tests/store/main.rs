@@ -93,6 +93,7 @@ conformance!(
     consume_refusals,
     consume_exact_under_concurrency,
     event_versions_gap_free_under_concurrency,
+    concurrent_logins_of_one_user,
     locks,
     events_paging,
 );
@@ -760,6 +761,45 @@ async fn event_versions_gap_free_under_concurrency(fx: Fx) {
         .map(|e| e.version)
         .collect();
     assert_eq!(of_c, (1..=97).collect::<Vec<_>>());
+}
+
+/// Tickets append to the user's aggregate without touching the user's row: nothing but the
+/// store's append discipline keeps the versions unique when logins race (from two nodes).
+async fn concurrent_logins_of_one_user(fx: Fx) {
+    let s = fx.store.clone();
+    let other = fx.reopen().await;
+    let a = seed_org(&s, "acme").await;
+    let u = user(a.id, "alice", None);
+    s.create_user(&u, &ev(a.id, u.id, "UserCreated", json!({})))
+        .await
+        .unwrap();
+    let mut tasks = vec![];
+    for i in 0..48u32 {
+        let st = if i % 2 == 0 { s.clone() } else { other.clone() };
+        let t = LoginToken {
+            hash: format!("ticket-{i}").into_bytes(),
+            user_id: u.id,
+            org_id: a.id,
+            xsrf_hash: None,
+            created_at: t0(),
+            expires_at: t0() + Duration::hours(8),
+        };
+        let e = ev(a.id, u.id, "TicketIssued", json!({}));
+        tasks.push(tokio::spawn(async move {
+            st.create_login_token(TokenKind::Ticket, &t, &e).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        versions(&s.events_of(u.id).await.unwrap()),
+        (1..=49).collect::<Vec<_>>()
+    );
+    for i in 0..48 {
+        let h = format!("ticket-{i}").into_bytes();
+        assert!(s.find_login_token(TokenKind::Ticket, &h, t0()).await.unwrap().is_some());
+    }
 }
 
 async fn locks(fx: Fx) {
