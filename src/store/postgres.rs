@@ -25,7 +25,7 @@ use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Connection, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -56,6 +56,8 @@ pub const BOOTSTRAP_LOCK: i64 = 0x6b67_6273; // "kgbs"
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    opts: PgConnectOptions,
+    acquire_timeout: Duration,
 }
 
 const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
@@ -64,16 +66,20 @@ const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes,
 impl PgStore {
     /// Connect lazily: the pool opens connections on demand, so a node starts (and later
     /// recovers) whatever the database's state; `migrate` is the first real round trip.
-    pub async fn open(url: &str, pool: &PoolSettings) -> Result<Self> {
+    pub async fn open(url: &str, pool_settings: &PoolSettings) -> Result<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("database", format!("bad PostgreSQL URL: {e}")))?
             .application_name("keygate");
         let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections.max(1))
-            .acquire_timeout(pool.acquire_timeout)
+            .max_connections(pool_settings.max_connections.max(1))
+            .acquire_timeout(pool_settings.acquire_timeout)
             .test_before_acquire(true)
-            .connect_lazy_with(opts);
-        Ok(Self { pool })
+            .connect_lazy_with(opts.clone());
+        Ok(Self {
+            pool,
+            opts,
+            acquire_timeout: pool_settings.acquire_timeout,
+        })
     }
 
     /// The pool (for tests and tools).
@@ -277,15 +283,21 @@ impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
         // sqlx holds a PostgreSQL advisory lock while migrating, so nodes starting together
         // apply each migration once.
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(inner) if crate::error::is_unavailable(&inner) => {
-                    Error::from(inner)
+        match sqlx::migrate!("migrations/postgres").run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(inner)) if crate::error::is_unavailable(&inner) => {
+                // A pool timeout hides the cause; one direct attempt names it (refused, bad
+                // password, no such database, TLS) for the operator at start-up.
+                if matches!(inner, sqlx::Error::PoolTimedOut) {
+                    let direct = sqlx::PgConnection::connect_with(&self.opts);
+                    if let Ok(Err(cause)) = tokio::time::timeout(self.acquire_timeout, direct).await {
+                        return Err(Error::from(cause));
+                    }
                 }
-                e => Error::internal(format!("migration failed: {e}")),
-            })
+                Err(Error::from(inner))
+            }
+            Err(e) => Err(Error::internal(format!("migration failed: {e}"))),
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -256,6 +256,25 @@ async fn postgres_requires_a_shared_secret() {
         serde_json::from_slice::<Value>(&out.stdout).unwrap(),
         json!({"migrated": true})
     );
+    // Again, in place: nothing to do, still fine.
+    let out = command(dir.path())
+        .args(["migrate", "--json", "--database", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A database nobody listens for: a clear error at start, quickly, not a hang.
+    let start = Instant::now();
+    let out = command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYGATE_DATABASE_URL", "postgres://kg@127.0.0.1:1/kg")
+        .env("KEYGATE_SECRET", SECRET)
+        .env("KEYGATE_DATABASE_ACQUIRE_TIMEOUT_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database unavailable"), "{err}");
 }
 
 /// A throwaway PostgreSQL of this test's own (scripts/pg.sh in a temporary directory).
@@ -302,6 +321,11 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     let own = OwnPg {
         dir: tempfile::tempdir().unwrap(),
     };
+    // The server runs as the unprivileged `postgres` user when we are root: let it in.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(own.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let admin = own.run("start");
     let url = pg::fresh_database(&admin).await;
     let s = Server::start_with(node_options(&url).env("KEYGATE_DATABASE_ACQUIRE_TIMEOUT_SECS", "1")).await;
