@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, property and black-box tests.
+# The whole test suite: formatting, lints, unit, property and black-box tests, the store
+# conformance suite on SQLite and PostgreSQL, and the multi-node PostgreSQL tests.
 # Everything the tests need beyond the Rust toolchain is installed and started from here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,14 @@ echo "== browser test prerequisites"
 bash scripts/setup-browser.sh
 echo "== SOAP client prerequisites"
 bash scripts/setup-soap.sh
+echo "== PostgreSQL for the conformance and multi-node tests"
+# A throwaway server (scripts/pg.sh), unless KEYGATE_TEST_POSTGRES_URL already names one.
+if [[ -z "${KEYGATE_TEST_POSTGRES_URL:-}" ]]; then
+    pgdir="$(mktemp -d /tmp/keygate-pg.XXXXXX)"
+    trap 'bash scripts/pg.sh destroy "$pgdir" || true' EXIT
+    KEYGATE_TEST_POSTGRES_URL="$(bash scripts/pg.sh start "$pgdir")"
+    export KEYGATE_TEST_POSTGRES_URL
+fi
+echo "PostgreSQL at $KEYGATE_TEST_POSTGRES_URL"
 echo "== cargo test"
 cargo test --locked --no-fail-fast

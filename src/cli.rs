@@ -121,7 +121,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             command: LockCommand::Create { name, org, owner, out },
         } => create_lock(&settings, &name, &org, owner, out.json).await,
         Command::Migrate(out) => {
-            let _svc = open(&settings).await?;
+            if crate::store::is_postgres_url(&settings.database_url) {
+                // Upgrading a shared schema needs no server secret.
+                let store = crate::store::open_with(&settings.database_url, &settings.pool_settings())
+                    .await
+                    .map_err(server::describe)?;
+                store.migrate().await.map_err(server::describe)?;
+            } else {
+                let _svc = open(&settings).await?;
+            }
             emit(out.json, json!({"migrated": true}), "database is up to date");
             Ok(())
         }

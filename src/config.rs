@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 pub struct Settings {
     /// Address to listen on.
     pub listen: String,
-    /// `sqlite://PATH` (embedded default).
+    /// `sqlite://PATH` (embedded default) or `postgres://USER:PASSWORD@HOST:PORT/DB` (several nodes).
     pub database_url: String,
+    /// PostgreSQL: most connections one node opens.
+    pub database_max_connections: u32,
+    /// PostgreSQL: seconds a request waits for a connection before it answers 503.
+    pub database_acquire_timeout_secs: u64,
     /// The server secret keying every stored digest. When unset, it is read from
     /// `secret_file`, which is generated on first start.
     pub secret: Option<String>,
@@ -62,6 +66,8 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://keygate.db".into(),
+            database_max_connections: 10,
+            database_acquire_timeout_secs: 3,
             secret: None,
             secret_file: None,
             jwt_secret: None,
@@ -127,6 +133,9 @@ impl Settings {
         if crate::api::superoffice::parse_time_zone(&self.time_zone).is_none() {
             return Err(format!("time_zone {:?} is not a known IANA time zone", self.time_zone));
         }
+        if self.database_max_connections == 0 || self.database_acquire_timeout_secs == 0 {
+            return Err("database_max_connections and database_acquire_timeout_secs must be positive".into());
+        }
         if self.ticket_ttl_secs == 0 || self.session_ttl_secs == 0 {
             return Err("ticket_ttl_secs and session_ttl_secs must be positive".into());
         }
@@ -141,6 +150,14 @@ impl Settings {
             .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or(rest);
         (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
+    /// Pool settings for the PostgreSQL store.
+    pub fn pool_settings(&self) -> crate::store::postgres::PoolSettings {
+        crate::store::postgres::PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.database_acquire_timeout_secs),
+        }
     }
 
     /// Where the generated server secret is kept.

@@ -79,13 +79,38 @@ impl Error {
     }
 }
 
+/// Is this database error a lost or unreachable database (as opposed to a bad statement)?
+/// Connection refused or reset, TLS failures, pool timeouts, and PostgreSQL's connection-exception
+/// (`08...`), refused-login (`28...`), no-such-database (`3D000`), shutdown (`57P01`-`57P03`)
+/// and too-many-connections (`53300`) states.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("28")
+                || matches!(c.as_ref(), "3D000" | "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            // The detail is logged and shown at start-up, never sent to clients.
+            return Error::Unavailable(format!("database unavailable: {e}"));
+        }
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable("database unavailable".into())
-            }
             sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict("already exists".into()),
+            // PostgreSQL refuses NUL characters in text (SQLite stores them): bad input, not a 500.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                Error::invalid("input", "text must not contain NUL or unencodable characters")
+            }
             _ => Error::Internal(e.to_string()),
         }
     }

@@ -199,6 +199,9 @@ async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Load the server secret: `KEYGATE_SECRET`, or the secret file (generated on first start).
+///
+/// On PostgreSQL, every node must key digests with the same secret, so keygate never generates
+/// one there: it needs `KEYGATE_SECRET`, or a `secret_file` that exists (shared by the nodes).
 pub fn load_server_secret(settings: &Settings) -> Result<Vec<u8>, String> {
     if let Some(s) = &settings.secret {
         if s.len() < 32 {
@@ -206,24 +209,49 @@ pub fn load_server_secret(settings: &Settings) -> Result<Vec<u8>, String> {
         }
         return Ok(s.as_bytes().to_vec());
     }
+    if store::is_postgres_url(&settings.database_url) {
+        return match &settings.secret_file {
+            Some(path) => read_secret_file(path)?.ok_or_else(|| {
+                format!(
+                    "the secret file {} does not exist; on PostgreSQL keygate does not generate one \
+                     (every node must share it)",
+                    path.display()
+                )
+            }),
+            None => Err(
+                "on PostgreSQL, set KEYGATE_SECRET (at least 32 bytes, the same on every node) \
+                 or secret_file (a file every node shares)"
+                    .into(),
+            ),
+        };
+    }
     let path = settings.resolved_secret_file();
     read_or_create_secret_file(&path)
 }
 
-fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Write;
+/// The secret in an existing secret file; `None` when there is no such file.
+fn read_secret_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match std::fs::read_to_string(path) {
-        Ok(s) => {
-            let s = s.trim();
-            return URL_SAFE_NO_PAD.decode(s).ok().filter(|b| b.len() >= 32).ok_or_else(|| {
+        Ok(s) => URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .ok()
+            .filter(|b| b.len() >= 32)
+            .map(Some)
+            .ok_or_else(|| {
                 format!(
                     "the secret file {} is damaged (expected base64url of 32+ bytes)",
                     path.display()
                 )
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read the secret file {}: {e}", path.display())),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the secret file {}: {e}", path.display())),
+    }
+}
+
+fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    if let Some(secret) = read_secret_file(path)? {
+        return Ok(secret);
     }
     let bytes = crate::core::secret::random_bytes::<32>();
     let mut opts = std::fs::OpenOptions::new();
@@ -250,12 +278,15 @@ fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>, String> {
 pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Service, String> {
     let secret = load_server_secret(settings)?;
     let hasher = SecretHasher::new(&secret)?;
-    let store = store::open(&settings.database_url).await.map_err(|e| e.to_string())?;
+    let store = store::open_with(&settings.database_url, &settings.pool_settings())
+        .await
+        .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(describe)?;
     Service::new(store, hasher, clock, settings)
 }
 
-fn describe(e: Error) -> String {
+/// An error as text for the operator (start-up and the CLI): internal details included.
+pub fn describe(e: Error) -> String {
     match e {
         Error::Internal(d) => d,
         other => other.to_string(),
@@ -313,10 +344,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = shutdown_signal();
     eprintln!("keygate: listening on http://{addr}");
     tracing::info!(%addr, database = %redact_url(&settings.database_url), "keygate started");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("keygate stopped");
@@ -337,26 +369,49 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Register for SIGTERM and SIGINT now, so a signal that arrives right after the "listening"
+/// line is already handled gracefully; the returned future resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = int => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

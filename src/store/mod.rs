@@ -1,6 +1,7 @@
 //! Storage behind a trait. Each mutating method is one transaction that also appends its
 //! event(s), so the state and the audit log never disagree.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::core::credential::{Credential, Kind};
@@ -127,19 +128,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// Open the store a database URL names.
+/// Open the store a database URL names, with the default pool settings.
 pub async fn open(url: &str) -> Result<SharedStore> {
+    open_with(url, &postgres::PoolSettings::default()).await
+}
+
+/// Open the store a database URL names: `sqlite:...` or `postgres://` / `postgresql://`.
+/// `pool` applies to PostgreSQL (SQLite sizes its own pools).
+pub async fn open_with(url: &str, pool: &postgres::PoolSettings) -> Result<SharedStore> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(crate::error::Error::invalid(
-            "database",
-            "PostgreSQL support is not built yet; use a sqlite:// URL",
-        ))
+    } else if is_postgres_url(url) {
+        Ok(Arc::new(postgres::PgStore::open(url, pool).await?))
     } else {
         Err(crate::error::Error::invalid(
             "database",
-            "unsupported database URL; expected sqlite://PATH",
+            "unsupported database URL; expected sqlite://PATH or postgres://USER@HOST/DB",
         ))
     }
+}
+
+/// Does this URL name a PostgreSQL database?
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod common;
 mod keys;
+mod multinode;
 mod openapi;
 mod ops;
 mod readme;

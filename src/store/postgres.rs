@@ -1,0 +1,791 @@
+//! The PostgreSQL store: several keygate nodes share one database.
+//!
+//! Semantics mirror the SQLite store exactly (same trait, same conformance suite). What makes
+//! them hold across processes:
+//! - `consume_use` is one conditional `UPDATE ... WHERE used_count < max_uses ... RETURNING`, so a
+//!   use limit is exact however many nodes race for it (the row lock serializes the updates and
+//!   each re-checks the condition on the latest row version).
+//! - Every transaction that appends events first takes one transaction-scoped advisory lock
+//!   ([`EVENTS_LOCK`]) and holds it until commit. Under it, `MAX(version) + 1` per aggregate is
+//!   gap-free and unique, and `seq` values are handed out in commit order, so a reader paging
+//!   the feed with `after` never skips an event that commits late. The `UNIQUE (aggregate_id,
+//!   version)` constraint stays as the backstop.
+//! - Bootstrap runs under its own advisory lock, so two nodes starting at once on an empty
+//!   database create the system organization once.
+//!
+//! A database that cannot be reached answers [`Error::Unavailable`] (503) within the pool's
+//! acquire timeout; the pool reconnects by itself when the database returns.
+
+use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
+use crate::clock::{from_micros, to_micros};
+use crate::core::credential::{Credential, Kind};
+use crate::core::event::{Event, NewEvent};
+use crate::error::{Error, Result};
+use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Postgres, Row, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Pool settings for the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections this node opens.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it answers 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Advisory lock key held by every transaction that appends events (until it commits).
+pub const EVENTS_LOCK: i64 = 0x6b67_6576; // "kgev"
+/// Advisory lock key held by bootstrap.
+pub const BOOTSTRAP_LOCK: i64 = 0x6b67_6273; // "kgbs"
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    opts: PgConnectOptions,
+    acquire_timeout: Duration,
+}
+
+const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
+     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by";
+
+impl PgStore {
+    /// Connect lazily: the pool opens connections on demand, so a node starts (and later
+    /// recovers) whatever the database's state; `migrate` is the first real round trip.
+    pub async fn open(url: &str, pool_settings: &PoolSettings) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid("database", format!("bad PostgreSQL URL: {e}")))?
+            .application_name("keygate");
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_settings.max_connections.max(1))
+            .acquire_timeout(pool_settings.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_lazy_with(opts.clone());
+        Ok(Self {
+            pool,
+            opts,
+            acquire_timeout: pool_settings.acquire_timeout,
+        })
+    }
+
+    /// The pool (for tests and tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn time_col(row: &PgRow, col: &str) -> Result<DateTime<Utc>> {
+    Ok(from_micros(row.try_get::<i64, _>(col)?))
+}
+
+fn opt_time_col(row: &PgRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &PgRow, col: &str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(Error::internal)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+fn org_from(row: &PgRow) -> Result<Organization> {
+    Ok(Organization {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        is_system: row.try_get("is_system")?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn user_from(row: &PgRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        person_id: row.try_get("person_id")?,
+        is_admin: row.try_get("is_admin")?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn api_key_from(row: &PgRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        created_at: time_col(row, "created_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+    })
+}
+
+fn token_from(row: &PgRow) -> Result<LoginToken> {
+    Ok(LoginToken {
+        hash: row.try_get("hash")?,
+        user_id: row.try_get("user_id")?,
+        org_id: row.try_get("org_id")?,
+        xsrf_hash: row.try_get("xsrf_hash")?,
+        created_at: time_col(row, "created_at")?,
+        expires_at: time_col(row, "expires_at")?,
+    })
+}
+
+fn cred_from(row: &PgRow) -> Result<Credential> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Credential {
+        id: row.try_get("id")?,
+        org_id: row.try_get("org_id")?,
+        kind: Kind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
+        owner_id: row.try_get("owner_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        scopes: json_col(row, "scopes")?,
+        not_before: opt_time_col(row, "not_before")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+        max_uses: row.try_get("max_uses")?,
+        used_count: row.try_get("used_count")?,
+        allowed_users: json_col(row, "allowed_users")?,
+        subject: json_col(row, "subject")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: time_col(row, "created_at")?,
+        created_by: row.try_get("created_by")?,
+        updated_at: time_col(row, "updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
+}
+
+fn lock_from(row: &PgRow) -> Result<Lock> {
+    Ok(Lock {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        org_id: row.try_get("org_id")?,
+        name: row.try_get("name")?,
+        owner_id: row.try_get("owner_id")?,
+        doors: json_col(row, "doors")?,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn event_from(row: &PgRow) -> Result<Event> {
+    Ok(Event {
+        seq: row.try_get("seq")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        version: row.try_get("version")?,
+        event_type: row.try_get("type")?,
+        data: json_col(row, "data")?,
+        actor: row.try_get("actor")?,
+        at: time_col(row, "at")?,
+    })
+}
+
+/// Append an event with the next version of its aggregate, inside the caller's transaction;
+/// returns that version. Takes [`EVENTS_LOCK`] first (re-entrant within the transaction), so
+/// concurrent writers of one aggregate, from any node, append one after the other.
+async fn append(tx: &mut Transaction<'_, Postgres>, e: &NewEvent) -> Result<i64> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EVENTS_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
+         SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5, $6, $7 FROM events WHERE aggregate_id = $3 \
+         RETURNING version",
+    )
+    .bind(e.org_id)
+    .bind(e.aggregate_type)
+    .bind(e.aggregate_id)
+    .bind(e.event_type)
+    .bind(to_json(&e.data)?)
+    .bind(&e.actor)
+    .bind(to_micros(e.at))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(version)
+}
+
+async fn insert_org(tx: &mut Transaction<'_, Postgres>, org: &Organization) -> Result<()> {
+    sqlx::query("INSERT INTO organizations (id, name, is_system, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(org.id)
+        .bind(&org.name)
+        .bind(org.is_system)
+        .bind(to_micros(org.created_at))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_user(tx: &mut Transaction<'_, Postgres>, u: &User) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, org_id, username, password_hash, person_id, is_admin, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(u.id)
+    .bind(u.org_id)
+    .bind(&u.username)
+    .bind(&u.password_hash)
+    .bind(u.person_id)
+    .bind(u.is_admin)
+    .bind(to_micros(u.created_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_api_key(tx: &mut Transaction<'_, Postgres>, k: &ApiKey) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, name, prefix, hash, created_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(k.id)
+    .bind(k.org_id)
+    .bind(&k.name)
+    .bind(&k.prefix)
+    .bind(&k.hash)
+    .bind(to_micros(k.created_at))
+    .bind(k.revoked_at.map(to_micros))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn token_kind(k: TokenKind) -> &'static str {
+    match k {
+        TokenKind::Ticket => "ticket",
+        TokenKind::Session => "session",
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        // sqlx holds a PostgreSQL advisory lock while migrating, so nodes starting together
+        // apply each migration once.
+        match sqlx::migrate!("migrations/postgres").run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(inner)) if crate::error::is_unavailable(&inner) => {
+                // A pool timeout hides the cause; one direct attempt names it (refused, bad
+                // password, no such database, TLS) for the operator at start-up.
+                if matches!(inner, sqlx::Error::PoolTimedOut) {
+                    let direct = sqlx::PgConnection::connect_with(&self.opts);
+                    if let Ok(Err(cause)) = tokio::time::timeout(self.acquire_timeout, direct).await {
+                        return Err(Error::from(cause));
+                    }
+                }
+                Err(Error::from(inner))
+            }
+            Err(e) => Err(Error::internal(format!("migration failed: {e}"))),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE is_system")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            return Ok(false);
+        }
+        insert_org(&mut tx, &b.org).await?;
+        insert_user(&mut tx, &b.user).await?;
+        for e in &b.events {
+            append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_org(&self, org: &Organization, api_key: &ApiKey, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_org(&mut tx, org).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict(format!("an organization named {:?} already exists", org.name)),
+            e => e,
+        })?;
+        insert_api_key(&mut tx, api_key).await?;
+        for e in events {
+            append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
+        sqlx::query("SELECT * FROM organizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(org_from)
+            .transpose()
+    }
+
+    async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        sqlx::query("SELECT * FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(org_from)
+            .transpose()
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Organization>> {
+        sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(org_from)
+            .collect()
+    }
+
+    async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_user(&mut tx, user).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict("a user with that username or person id already exists".into()),
+            e => e,
+        })?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>> {
+        sqlx::query("SELECT * FROM users WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_api_key(&mut tx, key).await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(api_key_from)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at, id")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(api_key_from)
+            .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        event: &NewEvent,
+    ) -> Result<Option<ApiKey>> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE org_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(to_micros(at))
+                .bind(org_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if done == 1 {
+            append(&mut tx, event).await?;
+        }
+        let row = sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref().map(api_key_from).transpose()
+    }
+
+    async fn create_login_token(&self, kind: TokenKind, t: &LoginToken, event: &NewEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Expired tokens are swept on the way, so the table does not grow without bound.
+        sqlx::query("DELETE FROM login_tokens WHERE expires_at <= $1")
+            .bind(to_micros(t.created_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO login_tokens (hash, kind, user_id, org_id, xsrf_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.hash)
+        .bind(token_kind(kind))
+        .bind(t.user_id)
+        .bind(t.org_id)
+        .bind(&t.xsrf_hash)
+        .bind(to_micros(t.created_at))
+        .bind(to_micros(t.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
+        sqlx::query("SELECT * FROM login_tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3")
+            .bind(hash)
+            .bind(token_kind(kind))
+            .bind(to_micros(now))
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+    }
+
+    async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM login_tokens WHERE hash = $1 AND kind = $2")
+            .bind(hash)
+            .bind(token_kind(kind))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            append(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn insert_credential(&self, c: &Credential, event: &NewEvent) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO credentials ({CRED_COLS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+        ))
+        .bind(c.id)
+        .bind(c.org_id)
+        .bind(c.kind.as_str())
+        .bind(c.owner_id)
+        .bind(&c.name)
+        .bind(&c.prefix)
+        .bind(&c.hash)
+        .bind(to_json(&c.scopes)?)
+        .bind(c.not_before.map(to_micros))
+        .bind(c.expires_at.map(to_micros))
+        .bind(c.max_uses)
+        .bind(c.used_count)
+        .bind(to_json(&c.allowed_users)?)
+        .bind(to_json(&c.subject)?)
+        .bind(to_json(&c.metadata)?)
+        .bind(to_micros(c.created_at))
+        .bind(&c.created_by)
+        .bind(to_micros(c.updated_at))
+        .bind(&c.updated_by)
+        .bind(c.revoked_at.map(to_micros))
+        .bind(&c.revoked_by)
+        .execute(&mut *tx)
+        .await?;
+        let version = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
+        sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(cred_from)
+        .transpose()
+    }
+
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
+        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
+    }
+
+    async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
+        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
+    }
+
+    async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
+        sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 \
+             AND ($2::text IS NULL OR kind = $2) AND ($3::uuid IS NULL OR owner_id = $3) \
+             AND ($4::uuid IS NULL OR id > $4) \
+             ORDER BY id LIMIT $5"
+        ))
+        .bind(org_id)
+        .bind(f.kind.map(|k| k.as_str()))
+        .bind(f.owner_id)
+        .bind(f.after)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(cred_from)
+        .collect()
+    }
+
+    async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE credentials SET name = $1, scopes = $2, not_before = $3, expires_at = $4, max_uses = $5, \
+             allowed_users = $6, subject = $7, metadata = $8, updated_at = $9, updated_by = $10 \
+             WHERE org_id = $11 AND id = $12 AND revoked_at IS NULL",
+        )
+        .bind(&c.name)
+        .bind(to_json(&c.scopes)?)
+        .bind(c.not_before.map(to_micros))
+        .bind(c.expires_at.map(to_micros))
+        .bind(c.max_uses)
+        .bind(to_json(&c.allowed_users)?)
+        .bind(to_json(&c.subject)?)
+        .bind(to_json(&c.metadata)?)
+        .bind(to_micros(c.updated_at))
+        .bind(&c.updated_by)
+        .bind(c.org_id)
+        .bind(c.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let version = if n == 1 {
+            Some(append(&mut tx, event).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    async fn revoke_credential(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        by: &str,
+        event: &NewEvent,
+    ) -> Result<Option<(Credential, Option<i64>)>> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE credentials SET revoked_at = $1, revoked_by = $2, updated_at = $1, updated_by = $2 \
+             WHERE org_id = $3 AND id = $4 AND revoked_at IS NULL",
+        )
+        .bind(to_micros(at))
+        .bind(by)
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let version = if n == 1 {
+            Some(append(&mut tx, event).await?)
+        } else {
+            None
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.as_ref().map(cred_from).transpose()?.map(|c| (c, version)))
+    }
+
+    async fn consume_use(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        event: &NewEvent,
+        extra: &[NewEvent],
+    ) -> Result<ConsumeOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let n = to_micros(now);
+        // One statement: the row lock serializes racing updates (from any node), and each
+        // re-evaluates the WHERE clause on the latest committed row before it counts.
+        let row = sqlx::query(&format!(
+            "UPDATE credentials SET used_count = used_count + 1 \
+             WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
+               AND (not_before IS NULL OR not_before <= $3) AND (expires_at IS NULL OR expires_at > $3) \
+               AND (max_uses IS NULL OR used_count < max_uses) \
+             RETURNING {CRED_COLS}"
+        ))
+        .bind(org_id)
+        .bind(id)
+        .bind(n)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let cred = cred_from(&row)?;
+                let mut e = event.clone();
+                if let serde_json::Value::Object(m) = &mut e.data {
+                    let key = if m.contains_key("usedCount") {
+                        "usedCount"
+                    } else {
+                        "used_count"
+                    };
+                    m.insert(key.into(), cred.used_count.into());
+                }
+                let version = append(&mut tx, &e).await?;
+                for x in extra {
+                    append(&mut tx, x).await?;
+                }
+                tx.commit().await?;
+                Ok(ConsumeOutcome::Used(cred, version))
+            }
+            None => {
+                let row = sqlx::query(&format!(
+                    "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
+                ))
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
+            }
+        }
+    }
+
+    async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO locks (uuid, org_id, name, owner_id, doors, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(lock.uuid)
+        .bind(lock.org_id)
+        .bind(&lock.name)
+        .bind(lock.owner_id)
+        .bind(to_json(&lock.doors)?)
+        .bind(to_micros(lock.created_at))
+        .fetch_one(&mut *tx)
+        .await?;
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Lock { id, ..lock.clone() })
+    }
+
+    async fn get_lock(&self, id: i64) -> Result<Option<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(lock_from)
+            .transpose()
+    }
+
+    async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE org_id = $1 ORDER BY id")
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(lock_from)
+            .collect()
+    }
+
+    async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+
+    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE aggregate_id = $1 ORDER BY version")
+            .bind(aggregate_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(event_from)
+            .collect()
+    }
+}
