@@ -164,6 +164,15 @@ pub struct Schedule {
 }
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const FULL_DAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 impl Schedule {
     /// Parse `{"days": ["mon", ...], "from": "HH:MM", "until": "HH:MM", "timeZone": "Area/City"}`.
@@ -182,9 +191,7 @@ impl Schedule {
             let i = d
                 .as_str()
                 .and_then(|s| {
-                    DAY_NAMES
-                        .iter()
-                        .position(|n| n.eq_ignore_ascii_case(&s[..s.len().min(3)]) && s.len() >= 3)
+                    (0..7).find(|&i| s.eq_ignore_ascii_case(DAY_NAMES[i]) || s.eq_ignore_ascii_case(FULL_DAY_NAMES[i]))
                 })
                 .ok_or_else(|| bad("days", "weekdays are mon, tue, wed, thu, fri, sat, sun"))?;
             days |= 1 << i;
@@ -276,5 +283,24 @@ mod tests {
             "schedule.timeZone"
         );
         assert_eq!(f(serde_json::json!("always")), "schedule");
+        // Not a prefix match, and no panic on text that is not ASCII.
+        assert_eq!(
+            f(serde_json::json!({"days": ["monkey"], "from": "08:00", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.days"
+        );
+        assert_eq!(
+            f(serde_json::json!({"days": ["aaé"], "from": "08:00", "until": "09:00", "timeZone": "UTC"})),
+            "schedule.days"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(day in ".{0,12}", from in ".{0,8}", until in ".{0,8}", tz in ".{0,20}") {
+            let v = serde_json::json!({"days": [day], "from": from, "until": until, "timeZone": tz});
+            if let Ok(s) = Schedule::parse(&v) {
+                proptest::prop_assert_eq!(Schedule::parse(&s.to_json()), Ok(s));
+            }
+        }
     }
 }
