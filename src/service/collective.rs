@@ -240,30 +240,18 @@ impl Service {
         door_id: Option<i64>,
         source: &str,
     ) -> Result<(Lock, WriteResult)> {
-        let now = self.now();
         let lock_key = format!("lock:{lock_id}");
         let source_key = format!("source:{source}");
-        // Each attempt counts as a failure up front (so concurrent guesses can't all get in), and
-        // is taken back when it succeeds or the server itself failed.
-        if let Some(retry_after_secs) = self.pin_source_failures.attempt(&source_key, now) {
-            return Err(Error::RateLimited { retry_after_secs });
-        }
-        if let Some(retry_after_secs) = self.pin_lock_failures.attempt(&lock_key, now) {
-            self.pin_source_failures.forgive(&source_key, now);
-            return Err(Error::RateLimited { retry_after_secs });
-        }
-        let outcome = self.try_pin(lock_id, pin, door_id).await;
-        if !matches!(outcome, Ok(None)) {
-            self.pin_source_failures.forgive(&source_key, now);
-            self.pin_lock_failures.forgive(&lock_key, now);
-        }
-        match outcome {
-            Ok(Some(done)) => Ok(done),
-            Ok(None) => {
+        let limits = [
+            (&self.pin_source_failures, source_key.as_str()),
+            (&self.pin_lock_failures, lock_key.as_str()),
+        ];
+        match self.guarded(limits, self.try_pin(lock_id, pin, door_id)).await? {
+            Some(done) => Ok(done),
+            None => {
                 tracing::info!(lock_id, source, "PIN refused");
                 Err(Error::Unauthenticated)
             }
-            Err(e) => Err(e),
         }
     }
 

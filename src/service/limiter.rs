@@ -1,7 +1,9 @@
-//! Counts failed logins per key (a source address or a username) in a sliding window on the
-//! injected clock. Once a key has `max` failures inside the window it is refused until the
-//! oldest failure leaves the window. Only failures count, so a legitimate user who types the
-//! right password is never slowed down.
+//! Counts failed attempts (logins, PIN entries) per key (a source address, a username, a lock)
+//! in a sliding window on the injected clock. Once a key has `max` failures inside the window
+//! it is refused until the oldest failure leaves the window. An attempt counts as a failure from
+//! the moment it starts, atomically with the check, so a burst of concurrent attempts cannot all
+//! slip in under the limit; a successful attempt is then forgiven, so a legitimate user who types
+//! the right secret is never slowed down.
 
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, VecDeque};
@@ -26,27 +28,20 @@ impl FailureLimiter {
         }
     }
 
-    /// `Some(retry_after_secs)` when the key is blocked at `now`.
-    pub fn blocked(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
+    /// Start an attempt for `key` at `now`: `Some(retry_after_secs)` (and nothing counted) when
+    /// the key is blocked, else `None` with the attempt counted as a failure until
+    /// [`Self::forgive`] takes it back.
+    pub fn attempt(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let q = map.get_mut(key)?;
-        while q.front().is_some_and(|t| *t + self.window <= now) {
-            q.pop_front();
-        }
-        if q.len() < self.max as usize {
-            if q.is_empty() {
-                map.remove(key);
+        if let Some(q) = map.get_mut(key) {
+            while q.front().is_some_and(|t| *t + self.window <= now) {
+                q.pop_front();
             }
-            return None;
-        }
-        let oldest = *q.front()?;
-        let wait = (oldest + self.window - now).num_seconds().max(0) as u64 + 1;
-        Some(wait)
-    }
-
-    pub fn record_failure(&self, key: &str, now: DateTime<Utc>) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            if q.len() >= self.max as usize {
+                let oldest = q.front().copied().unwrap_or(now);
+                return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
+            }
+        } else if map.len() >= MAX_KEYS {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| *t + window > now));
             if map.len() >= MAX_KEYS {
@@ -56,32 +51,11 @@ impl FailureLimiter {
                 }
             }
         }
-        let q = map.entry(key.to_string()).or_default();
-        q.push_back(now);
-        while q.len() > self.max as usize {
-            q.pop_front();
-        }
-    }
-
-    /// Count an attempt as a failure before it is tried, atomically with the check, so that a
-    /// burst of concurrent attempts cannot all slip in under the limit. `Some(retry_after_secs)`
-    /// (and nothing counted) when the key is blocked; after a success, [`Self::forgive`] the
-    /// attempt.
-    pub fn attempt(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
-        if let Some(wait) = self.blocked(key, now) {
-            return Some(wait);
-        }
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let q = map.entry(key.to_string()).or_default();
-        if q.len() >= self.max as usize {
-            let oldest = q.front().copied().unwrap_or(now);
-            return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
-        }
-        q.push_back(now);
+        map.entry(key.to_string()).or_default().push_back(now);
         None
     }
 
-    /// Take back one attempt counted at `at` (it succeeded).
+    /// Take back one attempt started at `at` (it succeeded, or never got to be judged).
     pub fn forgive(&self, key: &str, at: DateTime<Utc>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(q) = map.get_mut(key) {
@@ -94,9 +68,15 @@ impl FailureLimiter {
         }
     }
 
+    /// Forget every failure of `key`.
     pub fn clear(&self, key: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(key);
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -123,23 +103,35 @@ mod tests {
         let l = FailureLimiter::new(3, Duration::seconds(60));
         let t0 = Utc::now();
         for i in 0..3 {
-            assert!(l.blocked("u", t0).is_none(), "attempt {i}");
-            l.record_failure("u", t0);
+            assert!(l.attempt("u", t0).is_none(), "attempt {i}");
         }
-        let wait = l.blocked("u", t0).unwrap();
+        let wait = l.attempt("u", t0).unwrap();
         assert!((60..=61).contains(&wait));
-        assert!(l.blocked("other", t0).is_none());
-        assert!(l.blocked("u", t0 + Duration::seconds(59)).is_some());
-        assert!(l.blocked("u", t0 + Duration::seconds(60)).is_none());
+        assert!(l.attempt("other", t0).is_none());
+        assert!(l.attempt("u", t0 + Duration::seconds(59)).is_some());
+        assert!(l.attempt("u", t0 + Duration::seconds(60)).is_none());
     }
 
     #[test]
     fn clear_forgets_failures() {
         let l = FailureLimiter::new(1, Duration::seconds(60));
         let t0 = Utc::now();
-        l.record_failure("u", t0);
-        assert!(l.blocked("u", t0).is_some());
+        assert!(l.attempt("u", t0).is_none());
+        assert!(l.attempt("u", t0).is_some());
         l.clear("u");
-        assert!(l.blocked("u", t0).is_none());
+        assert!(l.attempt("u", t0).is_none());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_keys() {
+        let l = FailureLimiter::new(1, Duration::seconds(60));
+        let t0 = Utc::now();
+        for i in 0..MAX_KEYS + 10 {
+            l.attempt(&format!("k{i}"), t0);
+        }
+        assert!(l.tracked() <= MAX_KEYS);
+        // Stale entries go first once the window has passed.
+        l.attempt("late", t0 + Duration::seconds(61));
+        assert_eq!(l.tracked(), 1);
     }
 }

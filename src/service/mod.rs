@@ -489,35 +489,58 @@ impl Service {
 
     /// Username and password, rate limited per source and per user on failures.
     pub async fn login(&self, username: &str, password: &str, source: &str) -> Result<User> {
-        let now = self.now();
         let user_key = format!("user:{username}");
         let source_key = format!("source:{source}");
-        let blocked = [
-            self.user_failures.blocked(&user_key, now),
-            self.source_failures.blocked(&source_key, now),
+        let limits = [
+            (&self.user_failures, user_key.as_str()),
+            (&self.source_failures, source_key.as_str()),
         ];
-        if let Some(wait) = blocked.into_iter().flatten().max() {
-            return Err(Error::RateLimited { retry_after_secs: wait });
-        }
-        let user = if username.len() <= 256 {
-            self.store.get_user_by_username(username).await?
-        } else {
-            None
+        let attempt = async {
+            let user = if username.len() <= 256 {
+                self.store.get_user_by_username(username).await?
+            } else {
+                None
+            };
+            let ok = password::verify(password.to_string(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+            Ok(user.filter(|_| ok))
         };
-        let ok = password::verify(password.to_string(), user.as_ref().map(|u| u.password_hash.clone())).await?;
-        match user {
-            Some(u) if ok => {
+        match self.guarded(limits, attempt).await? {
+            Some(u) => {
                 self.user_failures.clear(&user_key);
                 Ok(u)
             }
-            _ => {
-                let now = self.now();
-                self.user_failures.record_failure(&user_key, now);
-                self.source_failures.record_failure(&source_key, now);
+            None => {
                 tracing::info!(source, "failed login");
                 Err(Error::Unauthenticated)
             }
         }
+    }
+
+    /// Run `attempt` under failure limiters. Each attempt counts as a failure up front, atomically
+    /// with the check, so a burst of concurrent attempts cannot slip past a limit; it is taken
+    /// back unless `attempt` ends in a refusal (`Ok(None)`). A blocked key answers `RateLimited`
+    /// before `attempt` runs.
+    pub(crate) async fn guarded<T>(
+        &self,
+        limits: [(&FailureLimiter, &str); 2],
+        attempt: impl std::future::Future<Output = Result<Option<T>>>,
+    ) -> Result<Option<T>> {
+        let now = self.now();
+        for (i, (limiter, key)) in limits.iter().enumerate() {
+            if let Some(retry_after_secs) = limiter.attempt(key, now) {
+                for (l, k) in &limits[..i] {
+                    l.forgive(k, now);
+                }
+                return Err(Error::RateLimited { retry_after_secs });
+            }
+        }
+        let outcome = attempt.await;
+        if !matches!(outcome, Ok(None)) {
+            for (l, k) in &limits {
+                l.forgive(k, now);
+            }
+        }
+        outcome
     }
 
     pub async fn auth_basic(&self, username: &str, password: &str, source: &str) -> Result<Principal> {
