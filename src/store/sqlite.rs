@@ -36,7 +36,9 @@ impl SqliteStore {
             .map_err(|e| Error::invalid("database", format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before it is answered, so a power cut cannot take back a
+            // recorded use (which would let a key be used past max_uses) or its event.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
