@@ -8,7 +8,8 @@
 #
 # DIR defaults to $KEYGATE_PG_DIR or /tmp/keygate-pg. The server listens on 127.0.0.1 only, on a
 # free port chosen at initdb (kept across restarts, so a URL stays valid), with trust auth for
-# loopback and durability switched off (fsync=off): it is for tests, never for data.
+# loopback and durability switched off (fsync=off): it is for tests, never for data. With
+# KEYGATE_PG_DURABLE=1 at the first start, durability stays on (for benchmarks).
 # initdb refuses to run as root, so as root the server runs as the unprivileged `postgres`
 # user (created if missing). When the binaries are missing, postgresql-15 is installed with
 # apt-get (as root).
@@ -84,9 +85,11 @@ start() {
             echo "port = $port"
             echo "unix_socket_directories = ''"
             echo "max_connections = 300"
-            echo "fsync = off"
-            echo "synchronous_commit = off"
-            echo "full_page_writes = off"
+            if [[ -z "${KEYGATE_PG_DURABLE:-}" ]]; then
+                echo "fsync = off"
+                echo "synchronous_commit = off"
+                echo "full_page_writes = off"
+            fi
             echo "shared_buffers = 64MB"
         } | as_pg tee -a "$data/postgresql.conf" >/dev/null
         echo "$port" > "$dir/port"
