@@ -137,7 +137,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             command: OrgCommand::Create { name, out },
         } => {
             let svc = open(&settings).await?;
-            let (org, key) = svc.create_org(None, &name).await.map_err(|e| e.to_string())?;
+            let (org, key) = svc.create_org(None, &name).await.map_err(server::describe)?;
             emit(
                 out.json,
                 json!({"id": org.id, "apiKey": key}),
@@ -174,7 +174,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     .store
                     .list_orgs()
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(server::describe)?
                     .into_iter()
                     .find(|o| o.is_system)
                     .ok_or("no --org given and no system organization yet (run `keygate serve` once)")?,
@@ -182,7 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let user = svc
                 .create_user(None, org.id, &username, password, admin, person_id)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(server::describe)?;
             emit(
                 out.json,
                 json!({"id": user.id}),
@@ -208,7 +208,7 @@ async fn create_lock(
     let lock = svc
         .create_lock(None, org.id, name, owner, serde_json::Value::Null)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(server::describe)?;
     emit(
         json_out,
         json!({"id": lock.id, "uuid": lock.uuid}),

@@ -25,7 +25,8 @@ pub enum Error {
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     /// The database cannot be reached.
-    #[error("service unavailable: {0}")]
+    /// The detail is for the log and the operator (start-up, CLI); it is never sent to a client.
+    #[error("the database is unavailable; try again shortly")]
     Unavailable(String),
     /// Anything else; the message is logged, never sent.
     #[error("internal error")]

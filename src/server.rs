@@ -280,7 +280,7 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
     let hasher = SecretHasher::new(&secret)?;
     let store = store::open_with(&settings.database_url, &settings.pool_settings())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(describe)?;
     store.migrate().await.map_err(describe)?;
     Service::new(store, hasher, clock, settings)
 }
@@ -288,7 +288,7 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
 /// An error as text for the operator (start-up and the CLI): internal details included.
 pub fn describe(e: Error) -> String {
     match e {
-        Error::Internal(d) => d,
+        Error::Internal(d) | Error::Unavailable(d) => d,
         other => other.to_string(),
     }
 }

@@ -373,6 +373,24 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    // Every surface says so without the driver's details (which go to the log only).
+    for (path, auth) in [
+        ("/api/v37/my/personalaccesskey", true),
+        (&format!("/temp-keys/{}", uuid::Uuid::new_v4()) as &str, false),
+        ("/locks/1/temp-keys", true),
+    ] {
+        let mut req = s.req(Method::GET, path);
+        if auth {
+            req = req.header("X-API-Key", &org);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("database is unavailable"), "{path}: {body}");
+        for detail in ["os error", "communicating", "pool timed out", "Connection refused"] {
+            assert!(!body.contains(detail), "{path} leaks {detail:?}: {body}");
+        }
+    }
 
     own.run("start");
     let restarted = Instant::now();
