@@ -18,12 +18,14 @@ pub const AGGREGATE: &str = "temp_key";
 pub const PUBLIC: &str = "public";
 pub const USER_WHITELIST: &str = "user-whitelist";
 
-/// A share key's state.
+/// A share key's state: a per-lock temp key has a lock; a collective key has doors instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareState {
     pub uuid: Uuid,
-    pub lock_id: i64,
-    pub lock_uuid: Uuid,
+    pub lock_id: Option<i64>,
+    pub lock_uuid: Option<Uuid>,
+    /// A collective key's doors (`[{lockId, lockUuid, label, accessMethod}]`), or null.
+    pub doors: Value,
     pub access_mode: String,
     pub allowed_user_ids: Vec<Uuid>,
     pub valid_from: DateTime<Utc>,
@@ -40,6 +42,10 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))
+}
+
+fn uuid(v: Option<&Value>) -> Option<Uuid> {
+    v.and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
 }
 
 fn uuids(v: &Value) -> Option<Vec<Uuid>> {
@@ -82,16 +88,16 @@ pub fn fold(events: &[Event]) -> Option<ShareState> {
         return None;
     }
     let d = &first.data;
+    let doors = d.get("doors").filter(|v| v.is_array()).cloned().unwrap_or(Value::Null);
+    let lock_id = d.get("lockId").and_then(Value::as_i64);
+    if lock_id.is_none() && doors.is_null() {
+        return None;
+    }
     let mut s = ShareState {
-        uuid: d
-            .get("tempKeyUuid")
-            .and_then(Value::as_str)
-            .and_then(|u| Uuid::parse_str(u).ok())?,
-        lock_id: d.get("lockId").and_then(Value::as_i64)?,
-        lock_uuid: d
-            .get("lockUuid")
-            .and_then(Value::as_str)
-            .and_then(|u| Uuid::parse_str(u).ok())?,
+        uuid: uuid(d.get("tempKeyUuid"))?,
+        lock_id,
+        lock_uuid: uuid(d.get("lockUuid")),
+        doors,
         access_mode: String::new(),
         allowed_user_ids: vec![],
         valid_from: time(d.get("validFrom")?)?,
@@ -128,13 +134,20 @@ impl ShareState {
     /// The state a projection row holds.
     pub fn from_credential(c: &Credential) -> Option<ShareState> {
         let sub = &c.subject;
+        let doors = sub
+            .get("doors")
+            .filter(|v| v.is_array())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let lock_id = sub.get("lock_id").and_then(Value::as_i64);
+        if lock_id.is_none() && doors.is_null() {
+            return None;
+        }
         Some(ShareState {
             uuid: c.id,
-            lock_id: sub.get("lock_id").and_then(Value::as_i64)?,
-            lock_uuid: sub
-                .get("lock_uuid")
-                .and_then(Value::as_str)
-                .and_then(|u| Uuid::parse_str(u).ok())?,
+            lock_id,
+            lock_uuid: uuid(sub.get("lock_uuid")),
+            doors,
             access_mode: sub.get("access_mode").and_then(Value::as_str)?.to_string(),
             allowed_user_ids: sub.get("allowed_user_ids").and_then(uuids).unwrap_or_default(),
             valid_from: c.not_before?,

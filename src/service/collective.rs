@@ -105,6 +105,7 @@ impl Service {
         let mut data = serde_json::Map::new();
         data.insert("tempKeyUuid".into(), uuid.to_string().into());
         data.insert("collective".into(), true.into());
+        data.insert("accessMode".into(), share::PUBLIC.into());
         data.insert("doors".into(), Value::Array(doors.clone()));
         data.insert("validFrom".into(), iso(k.valid_from).into());
         data.insert("validUntil".into(), iso(k.valid_until).into());
@@ -136,7 +137,7 @@ impl Service {
                 max_uses: None,
                 used_count: 0,
                 allowed_users: vec![],
-                subject: json!({"collective": true, "doors": doors}),
+                subject: json!({"collective": true, "access_mode": share::PUBLIC, "doors": doors}),
                 metadata: json!({"description": k.description}),
                 created_at: now,
                 created_by: by.actor.clone(),

@@ -558,6 +558,16 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
         .send()
         .await
         .unwrap();
+    // A collective key, used by its link and its PIN.
+    let (status, v) = w
+        .collective(k, json!([{"lockId": lock, "label": "Front", "accessMethod": "both"}]))
+        .await;
+    assert_eq!(status, 201);
+    let collective = v["uuid"].as_str().unwrap().to_string();
+    assert_eq!(w.open(&collective, Auth::None).await.status(), 303);
+    let pin = v["pin"].as_str().unwrap();
+    assert_eq!(w.pin(lock, json!({"pin": pin}), "127.0.0.1").await.0, 200);
+    uuids.push(collective);
     // Read the events and the projection straight from the database, and fold.
     let store = keygate::store::sqlite::SqliteStore::open(&format!("sqlite://{}", w.s.db_path().display()))
         .await
@@ -593,6 +603,16 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
     )
     .unwrap();
     assert!(deleted.deleted);
+    let collective = keygate::core::share::fold(
+        &store
+            .events_of(uuid::Uuid::parse_str(&uuids[4]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(collective.used_count, 2);
+    assert_eq!(collective.lock_id, None);
+    assert_eq!(collective.doors[0]["label"], "Front");
 }
 
 #[tokio::test]
