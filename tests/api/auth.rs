@@ -88,26 +88,15 @@ async fn failed_logins_are_rate_limited_per_user_then_released() {
 #[tokio::test]
 async fn a_burst_of_concurrent_guesses_gets_no_more_tries_than_one_after_another() {
     let s = Server::start().await;
-    let mut tasks = vec![];
-    for i in 0..20 {
-        let url = s.url("/v1/me");
-        tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .get(url)
+    let guesses = (0..20)
+        .map(|i| {
+            s.req(Method::GET, "/v1/me")
                 .basic_auth("admin", Some(format!("guess-{i}")))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = vec![];
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+        })
+        .collect();
+    let statuses = statuses_at_once(guesses).await;
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 15, "{statuses:?}");
 }
 
 #[tokio::test]

@@ -282,3 +282,21 @@ pub fn hs256(claims: Value) -> String {
 pub fn now_ts() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// Send all the requests at once, each on its own task, and return their statuses in order.
+pub async fn statuses_at_once(requests: Vec<RequestBuilder>) -> Vec<u16> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|r| tokio::spawn(async move { r.send().await.unwrap().status().as_u16() }))
+        .collect();
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
+/// How many of `statuses` are `code`.
+pub fn count(statuses: &[u16], code: u16) -> usize {
+    statuses.iter().filter(|s| **s == code).count()
+}

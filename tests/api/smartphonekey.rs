@@ -899,19 +899,12 @@ async fn max_uses_is_exact_under_64_concurrent_opens() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let mut tasks = vec![];
-    for _ in 0..64 {
-        let (client, url) = (client.clone(), w.s.url(&format!("/temp-keys/{uuid}/open")));
-        tasks.push(tokio::spawn(async move {
-            client.post(url).send().await.unwrap().status().as_u16()
-        }));
-    }
-    let mut statuses = vec![];
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 10);
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 54);
+    let opens = (0..64)
+        .map(|_| client.post(w.s.url(&format!("/temp-keys/{uuid}/open"))))
+        .collect();
+    let statuses = statuses_at_once(opens).await;
+    assert_eq!(count(&statuses, 303), 10);
+    assert_eq!(count(&statuses, 400), 54);
     let events = w.event_types().await;
     assert_eq!(events.iter().filter(|(_, t)| t == "LockOpenRequested").count(), 10);
     assert_eq!(
@@ -1331,27 +1324,15 @@ async fn pin_probing_gets_only_401_then_429_per_source() {
     assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 200);
     // A burst of concurrent guesses gets no more tries than one after another.
     w.s.advance(901).await;
-    let mut tasks = vec![];
-    for i in 0..20 {
-        let url = w.s.url(&format!("/locks/{}/open-with-pin", w.lock));
-        let body = json!({"pin": wrong(&pin, i)});
-        tasks.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut statuses = vec![];
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    let guesses = (0..20)
+        .map(|i| {
+            w.s.req(Method::POST, &format!("/locks/{}/open-with-pin", w.lock))
+                .json(&json!({"pin": wrong(&pin, i)}))
+        })
+        .collect();
+    let statuses = statuses_at_once(guesses).await;
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 15, "{statuses:?}");
     // An expired key's PIN is refused like any other.
     w.s.advance(2 * 86400).await;
     assert_eq!(w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await.0, 401);
