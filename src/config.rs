@@ -130,7 +130,7 @@ impl Settings {
         if self.body_limit_bytes == 0 || self.request_timeout_secs == 0 {
             return Err("body_limit_bytes and request_timeout_secs must be positive".into());
         }
-        if crate::api::superoffice::parse_time_zone(&self.time_zone).is_none() {
+        if crate::core::tz::parse_time_zone(&self.time_zone).is_none() {
             return Err(format!("time_zone {:?} is not a known IANA time zone", self.time_zone));
         }
         if self.database_max_connections == 0 || self.database_acquire_timeout_secs == 0 {

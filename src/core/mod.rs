@@ -5,3 +5,4 @@ pub mod credential;
 pub mod event;
 pub mod secret;
 pub mod share;
+pub mod tz;
