@@ -128,7 +128,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     .map_err(server::describe)?;
                 store.migrate().await.map_err(server::describe)?;
             } else {
-                let _svc = open(&settings).await?;
+                let svc = open(&settings).await?;
+                svc.repair().await.map_err(server::describe)?;
             }
             emit(out.json, json!({"migrated": true}), "database is up to date");
             Ok(())
@@ -171,12 +172,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|_| format!("no organization named {name:?}"))?,
                 None => svc
-                    .store
-                    .list_orgs()
+                    .system_org()
                     .await
                     .map_err(server::describe)?
-                    .into_iter()
-                    .find(|o| o.is_system)
                     .ok_or("no --org given and no system organization yet (run `keygate serve` once)")?,
             };
             let user = svc

@@ -330,6 +330,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Ok(None) => {}
         Err(e) => return Err(format!("bootstrap failed: {}", describe(e))),
     }
+    svc.repair()
+        .await
+        .map_err(|e| format!("start-up repair failed: {}", describe(e)))?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();

@@ -5,7 +5,7 @@ use super::extract::{ApiJson, ApiQuery, OptionalJson, parse_uuid};
 use super::{ApiResult, AppState, ErrorBody};
 use crate::core::credential::{Code, Credential, Kind};
 use crate::error::Error;
-use crate::service::{NewKey, SecretShape, Verification};
+use crate::service::{NewKey, Verification};
 use crate::store::CredentialFilter;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -100,8 +100,9 @@ pub struct CreateKeyRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedKey {
-    /// The secret. Shown this once; keygate keeps only a keyed digest.
-    pub key: String,
+    /// The secret. Shown this once; keygate keeps only a keyed digest. Null for a share key,
+    /// which has no secret: its guest link is `/temp-keys/{id}`.
+    pub key: Option<String>,
     #[serde(flatten)]
     pub info: KeyView,
 }
@@ -126,7 +127,7 @@ pub async fn create(
         subject: req.subject,
         metadata: req.metadata,
     };
-    let (cred, secret) = st.svc.create_key(&p, new, SecretShape::Native).await?;
+    let (cred, secret) = st.svc.create_key(&p, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {

@@ -24,12 +24,7 @@ pub struct TicketResponse {
 /// Exchange a user login (Basic, or any user credential) for a `7T:` ticket.
 #[utoipa::path(post, path = "/v1/tickets", tag = "auth", responses((status = 201, body = TicketResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create_ticket(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<(StatusCode, Json<TicketResponse>)> {
-    p.require_unscoped("a ticket")?;
-    let uid = p
-        .user_id
-        .ok_or_else(|| Error::Forbidden("tickets are issued to users, not API keys".into()))?;
-    let user = st.svc.store.get_user(uid).await?.ok_or(Error::Unauthenticated)?;
-    let (ticket, expires_at) = st.svc.issue_ticket(&user).await?;
+    let (ticket, expires_at) = st.svc.create_ticket(&p).await?;
     Ok((StatusCode::CREATED, Json(TicketResponse { ticket, expires_at })))
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 /// Liveness and database reachability.
 pub async fn healthz(State(st): State<AppState>) -> Response {
-    match st.svc.store.ping().await {
+    match st.svc.ping().await {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => ApiError(Error::Unavailable(e.to_string())).into_response(),
     }

@@ -28,6 +28,12 @@ impl Kind {
         }
     }
 
+    /// Does a key of this kind verify by a secret? Share keys have none: a guest holds a link,
+    /// and a collective key's PIN is checked only at its lock's entrance panel.
+    pub fn has_secret(self) -> bool {
+        matches!(self, Kind::Api | Kind::Temporary | Kind::Personal)
+    }
+
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s {
             "api" => Kind::Api,
@@ -80,6 +86,9 @@ pub enum Code {
     UsageExceeded,
     Forbidden,
     InsufficientScope,
+    /// A share key used outside its weekly schedule (never from [`verdict`], which knows no
+    /// schedules).
+    OutsideSchedule,
 }
 
 impl Code {
@@ -93,6 +102,7 @@ impl Code {
             Code::UsageExceeded => "USAGE_EXCEEDED",
             Code::Forbidden => "FORBIDDEN",
             Code::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Code::OutsideSchedule => "OUTSIDE_SCHEDULE",
         }
     }
 

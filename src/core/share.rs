@@ -130,6 +130,11 @@ pub fn fold(events: &[Event]) -> Option<ShareState> {
     Some(s)
 }
 
+/// Is this share key a collective key (one key over doors of several locks)?
+pub fn is_collective(c: &Credential) -> bool {
+    c.subject.get("collective").and_then(Value::as_bool) == Some(true)
+}
+
 impl ShareState {
     /// The state a projection row holds.
     pub fn from_credential(c: &Credential) -> Option<ShareState> {

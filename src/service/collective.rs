@@ -13,7 +13,6 @@ use crate::core::credential::{Credential, Kind};
 use crate::core::secret::{Purpose, random_from_alphabet};
 use crate::core::share;
 use crate::error::{Error, Result};
-use crate::model::Lock;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -55,10 +54,7 @@ pub struct DeletedCollective {
     pub write: Option<WriteResult>,
 }
 
-/// Is this share key a collective key?
-pub fn is_collective(c: &Credential) -> bool {
-    c.subject.get("collective").and_then(Value::as_bool) == Some(true)
-}
+pub use crate::core::share::is_collective;
 
 /// The doors of a collective key that admit `method` (`key` or `code`).
 pub fn doors_for<'a>(c: &'a Credential, method: &str) -> Vec<&'a Value> {
@@ -76,12 +72,12 @@ pub fn doors_for<'a>(c: &'a Credential, method: &str) -> Vec<&'a Value> {
         .unwrap_or_default()
 }
 
-fn door_lock(d: &Value) -> Option<i64> {
+pub(crate) fn door_lock(d: &Value) -> Option<i64> {
     d.get("lockId").and_then(Value::as_i64)
 }
 
 impl Service {
-    fn pin_digest(&self, org_id: Uuid, pin: &str) -> Vec<u8> {
+    pub(crate) fn pin_digest(&self, org_id: Uuid, pin: &str) -> Vec<u8> {
         self.hasher.digest(Purpose::Pin, &format!("{org_id}:{pin}")).to_vec()
     }
 
@@ -90,6 +86,7 @@ impl Service {
         if k.valid_until <= self.now() {
             return Err(Error::invalid("validUntil", "must be in the future"));
         }
+        by.may_grant_lifetime("validUntil", Some(k.valid_until))?;
         let mut doors = vec![];
         for (i, d) in k.doors.iter().enumerate() {
             let lock = self.lock_for(by, d.lock_id).await?;
@@ -230,62 +227,6 @@ impl Service {
         }
     }
 
-    /// Open a lock's door with a PIN at its entrance panel. Every refusal is the same
-    /// `Unauthenticated` (whether the lock exists, the PIN is wrong, or the key is expired,
-    /// deleted, outside its schedule or not for this door), and counts against the lock and the
-    /// source; too many inside the window answer `RateLimited` before anything is looked up.
-    pub async fn open_with_pin(
-        &self,
-        lock_id: i64,
-        pin: &str,
-        door_id: Option<i64>,
-        source: &str,
-    ) -> Result<(Lock, WriteResult)> {
-        let lock_key = format!("lock:{lock_id}");
-        let source_key = format!("source:{source}");
-        let limits = [
-            (&self.pin_source_failures, source_key.as_str()),
-            (&self.pin_lock_failures, lock_key.as_str()),
-        ];
-        match self.guarded(limits, self.try_pin(lock_id, pin, door_id)).await? {
-            Some(done) => Ok(done),
-            None => {
-                tracing::info!(lock_id, source, "PIN refused");
-                Err(Error::Unauthenticated)
-            }
-        }
-    }
-
-    /// `Ok(None)` is a refusal; `Err` is a fault (such as the database being away).
-    async fn try_pin(&self, lock_id: i64, pin: &str, door_id: Option<i64>) -> Result<Option<(Lock, WriteResult)>> {
-        let Some(lock) = self.store.get_lock(lock_id).await? else {
-            return Ok(None);
-        };
-        if let Some(d) = door_id {
-            let known = lock
-                .doors
-                .as_array()
-                .is_some_and(|ds| ds.iter().any(|x| x.get("id").and_then(Value::as_i64) == Some(d)));
-            if !known {
-                return Ok(None);
-            }
-        }
-        let hash = self.pin_digest(lock.org_id, pin);
-        let Some(c) = self.store.find_credential_by_hash(&hash).await? else {
-            return Ok(None);
-        };
-        let for_this_lock = doors_for(&c, "code").iter().any(|d| door_lock(d) == Some(lock.id));
-        if c.kind != Kind::Share || c.org_id != lock.org_id || !is_collective(&c) || !for_this_lock {
-            return Ok(None);
-        }
-        let via = OpenVia { via: "pin", door_id };
-        match self.consume_share(c.org_id, "pin", &lock, c, None, Some(via)).await {
-            Ok(w) => Ok(Some((lock, w))),
-            Err(Error::Invalid { .. } | Error::Forbidden(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Open one door of a collective key through its guest link (`lock_id` picks the door; it
     /// may be left out when the key has one door for links).
     pub async fn open_collective(&self, c: Credential, lock_id: Option<i64>, actor: &str) -> Result<WriteResult> {
@@ -298,7 +239,11 @@ impl Service {
         let lock_id = door
             .and_then(|d| door_lock(d))
             .ok_or_else(|| Error::invalid("lockId", "this key does not open that door through its link"))?;
-        let lock = self.store.get_lock(lock_id).await?.ok_or(Error::NotFound("lock"))?;
+        let lock = self
+            .store
+            .get_lock(c.org_id, lock_id)
+            .await?
+            .ok_or(Error::NotFound("lock"))?;
         let via = OpenVia {
             via: "temp-key",
             door_id: None,

@@ -6,11 +6,13 @@
 //! Authorization: an organization API key manages the organization's locks (B2B); a user
 //! manages the locks they own (B2C). Another organization's lock does not exist for the caller.
 
-use super::{Principal, Service, validate_name};
+use super::keys::Verification;
+use super::validate::{MAX_PAGE, MAX_USES, validate_name};
+use super::{Principal, Service};
 use crate::core::credential::{Code, Credential, Kind, VerifyContext, verdict};
 use crate::core::event::{NewEvent, aggregate, kind as ev};
-use crate::core::secret::Purpose;
-use crate::core::share::{self, Schedule, USER_WHITELIST};
+use crate::core::secret::{self, Purpose};
+use crate::core::share::{self, PUBLIC, Schedule, USER_WHITELIST};
 use crate::error::{Error, Result};
 use crate::model::Lock;
 use crate::store::{ConsumeOutcome, CredentialFilter};
@@ -141,7 +143,7 @@ impl Service {
             }
         };
         if let Some(o) = owner_id {
-            if self.store.get_user(o).await?.filter(|u| u.org_id == org_id).is_none() {
+            if self.store.get_user(org_id, o).await?.is_none() {
                 return Err(Error::invalid("owner", "no such user in this organization"));
             }
         }
@@ -185,9 +187,8 @@ impl Service {
     pub async fn lock_for(&self, by: &Principal, id: i64) -> Result<Lock> {
         let lock = self
             .store
-            .get_lock(id)
+            .get_lock(by.org_id, id)
             .await?
-            .filter(|l| l.org_id == by.org_id)
             .ok_or(Error::NotFound("lock"))?;
         let owns = by.user_id.is_some() && lock.owner_id == by.user_id;
         let b2b = by.user_id.is_none() && by.is_admin;
@@ -202,9 +203,8 @@ impl Service {
         by.require(SCOPE_LOCK_READ)?;
         let lock = self
             .store
-            .get_lock(id)
+            .get_lock(by.org_id, id)
             .await?
-            .filter(|l| l.org_id == by.org_id)
             .ok_or(Error::NotFound("lock"))?;
         if by.is_admin || (by.user_id.is_some() && lock.owner_id == by.user_id) {
             Ok(lock)
@@ -253,29 +253,34 @@ impl Service {
                 "must list at least one user for accessMode user-whitelist",
             ));
         }
-        for (i, u) in users.iter().enumerate() {
-            if self
-                .store
-                .get_user(*u)
-                .await?
-                .filter(|x| x.org_id == by.org_id)
-                .is_none()
-            {
-                return Err(Error::invalid(
-                    format!("allowedUserIds[{i}]"),
-                    "no such user in this organization",
-                ));
-            }
-        }
-        Ok(())
+        self.check_members(by.org_id, "allowedUserIds", users).await
     }
 
     pub async fn create_share_key(&self, by: &Principal, lock_id: i64, k: ShareKeyInput) -> Result<WriteResult> {
         by.require(SCOPE_SHARE_WRITE)?;
         let lock = self.lock_for(by, lock_id).await?;
+        if k.access_mode != PUBLIC && k.access_mode != USER_WHITELIST {
+            return Err(Error::invalid("accessMode", "must be public or user-whitelist"));
+        }
         if k.valid_until <= self.now() {
             return Err(Error::invalid("validUntil", "must be in the future"));
         }
+        if k.valid_from >= k.valid_until {
+            return Err(Error::invalid("validUntil", "must be after validFrom"));
+        }
+        if k.max_uses.is_some_and(|m| !(1..=MAX_USES).contains(&m)) {
+            return Err(Error::invalid("maxUses", "must be a positive integer or null"));
+        }
+        if k.description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            return Err(Error::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        by.may_grant_lifetime("validUntil", Some(k.valid_until))?;
         self.check_whitelist(by, &k.access_mode, &k.allowed_user_ids).await?;
         if self.store.get_credential(by.org_id, k.uuid).await?.is_some() {
             return Err(Error::Conflict(format!(
@@ -305,9 +310,11 @@ impl Service {
             owner_id: by.user_id,
             name: format!("temp key for {}", lock.name),
             prefix: k.uuid.to_string().chars().take(8).collect(),
+            // A share key has no secret: its digest is of a random value nobody ever sees, so
+            // nothing presented to verify can match it.
             hash: self
                 .hasher
-                .digest(Purpose::Credential, &format!("share:{}", k.uuid))
+                .digest(Purpose::Credential, &secret::new_url_secret())
                 .to_vec(),
             scopes: vec![],
             not_before: Some(k.valid_from),
@@ -464,10 +471,10 @@ impl Service {
                 kind: Some(Kind::Share),
                 owner_id: owner,
                 after,
-                limit: super::MAX_PAGE,
+                limit: MAX_PAGE,
             };
             let page = self.store.list_credentials(org_id, &f).await?;
-            let full = page.len() as u32 == super::MAX_PAGE;
+            let full = page.len() as u32 == MAX_PAGE;
             after = page.last().map(|c| c.id);
             out.extend(page.into_iter().filter(|c| keep(c)));
             if !full {
@@ -492,60 +499,6 @@ impl Service {
         self.consume_share(by.org_id, &by.actor, &lock, c, user, None).await
     }
 
-    /// A share key behind a public link (the guest page): live or not, of kind share, with its
-    /// lock (`None` for a collective key, whose doors are in its subject). Whitelisted keys need
-    /// an authenticated visitor on the whitelist.
-    pub async fn guest_share(&self, uuid: Uuid, visitor: Option<&Principal>) -> Result<(Credential, Option<Lock>)> {
-        let c = self
-            .store
-            .find_credential(uuid)
-            .await?
-            .filter(|c| c.kind == Kind::Share)
-            .ok_or(Error::NotFound("temp key"))?;
-        if super::collective::is_collective(&c) {
-            return Ok((c, None));
-        }
-        let lock_id = c
-            .subject
-            .get("lock_id")
-            .and_then(Value::as_i64)
-            .ok_or(Error::NotFound("temp key"))?;
-        let lock = self.store.get_lock(lock_id).await?.ok_or(Error::NotFound("temp key"))?;
-        if !c.allowed_users.is_empty() {
-            let who = visitor
-                .filter(|v| v.org_id == c.org_id)
-                .and_then(|v| v.user_id)
-                .ok_or(Error::Unauthenticated)?;
-            if !c.allowed_users.contains(&who) {
-                return Err(Error::Forbidden("you are not on this temp key's whitelist".into()));
-            }
-        }
-        Ok((c, Some(lock)))
-    }
-
-    /// A visitor opens the door with a share key: one use, TempKeyUsed, and LockOpenRequested,
-    /// all in one transaction. `lock_id` picks the door of a collective key.
-    pub async fn open_share(
-        &self,
-        uuid: Uuid,
-        visitor: Option<&Principal>,
-        lock_id: Option<i64>,
-    ) -> Result<WriteResult> {
-        let (c, lock) = self.guest_share(uuid, visitor).await?;
-        let user = visitor.and_then(|v| v.user_id);
-        let actor = visitor.map(|v| v.actor.clone()).unwrap_or_else(|| "guest".into());
-        match lock {
-            Some(lock) => {
-                let via = OpenVia {
-                    via: "temp-key",
-                    door_id: None,
-                };
-                self.consume_share(c.org_id, &actor, &lock, c, user, Some(via)).await
-            }
-            None => self.open_collective(c, lock_id, &actor).await,
-        }
-    }
-
     /// The shared open/use path: refuse with the reason, or spend one use and append TempKeyUsed.
     pub(crate) async fn consume_share(
         &self,
@@ -556,31 +509,43 @@ impl Service {
         user: Option<Uuid>,
         open: Option<OpenVia>,
     ) -> Result<WriteResult> {
+        match self.try_consume_share(org_id, actor, lock, c, user, open).await? {
+            Ok((w, _)) => Ok(w),
+            Err(Code::Forbidden) => Err(Error::Forbidden("the user is not on this temp key's whitelist".into())),
+            Err(Code::Revoked | Code::NotFound) => Err(Error::invalid("tempKeyUuid", "the temp key has been deleted")),
+            Err(Code::NotYetValid) => Err(Error::invalid("tempKeyUuid", "the temp key is not valid yet")),
+            Err(Code::Expired) => Err(Error::invalid("tempKeyUuid", "the temp key has expired")),
+            Err(Code::OutsideSchedule) => Err(Error::invalid(
+                "tempKeyUuid",
+                "the temp key is outside its schedule now",
+            )),
+            Err(_) => Err(Error::invalid("tempKeyUuid", "the temp key is used up")),
+        }
+    }
+
+    /// Spend one use of a share key: `Ok(Ok((write, key after)))`, or `Ok(Err(why not))`.
+    async fn try_consume_share(
+        &self,
+        org_id: Uuid,
+        actor: &str,
+        lock: &Lock,
+        c: Credential,
+        user: Option<Uuid>,
+        open: Option<OpenVia>,
+    ) -> Result<std::result::Result<(WriteResult, Credential), Code>> {
         let ctx = VerifyContext {
             org_id,
             scope: None,
             user,
         };
-        let refuse = |code: Code| -> Error {
-            match code {
-                Code::Forbidden => Error::Forbidden("the user is not on this temp key's whitelist".into()),
-                Code::Revoked | Code::NotFound => Error::invalid("tempKeyUuid", "the temp key has been deleted"),
-                Code::NotYetValid => Error::invalid("tempKeyUuid", "the temp key is not valid yet"),
-                Code::Expired => Error::invalid("tempKeyUuid", "the temp key has expired"),
-                _ => Error::invalid("tempKeyUuid", "the temp key is used up"),
-            }
-        };
         let code = verdict(Some(&c), &ctx, self.now());
         if code != Code::Valid {
-            return Err(refuse(code));
+            return Ok(Err(code));
         }
         if let Some(sch) = c.subject.get("schedule").filter(|v| !v.is_null()) {
             let sch = Schedule::parse(sch).map_err(|_| Error::internal("malformed stored schedule"))?;
             if !sch.allows(self.now()) {
-                return Err(Error::invalid(
-                    "tempKeyUuid",
-                    "the temp key is outside its schedule now",
-                ));
+                return Ok(Err(Code::OutsideSchedule));
             }
         }
         let mut data = Self::share_base(lock, c.id);
@@ -621,21 +586,71 @@ impl Service {
                 if let Value::Object(m) = &mut data {
                     m.insert("usedCount".into(), after.used_count.into());
                 }
-                Ok(WriteResult {
+                let w = WriteResult {
                     aggregate_id: c.id,
                     version,
                     event_type: share::TEMP_KEY_USED,
                     data,
-                })
+                };
+                Ok(Ok((w, after)))
             }
             ConsumeOutcome::Refused(now) => {
                 let code = match verdict(now.as_ref(), &ctx, self.now()) {
                     Code::Valid => Code::UsageExceeded,
                     other => other,
                 };
-                Err(refuse(code))
+                Ok(Err(code))
             }
         }
+    }
+
+    /// The lock a (non-collective) share key is for, if the caller may manage it.
+    async fn lock_of(&self, by: &Principal, c: &Credential) -> Result<Lock> {
+        let lock_id = c
+            .subject
+            .get("lock_id")
+            .and_then(Value::as_i64)
+            .ok_or(Error::NotFound("temp key"))?;
+        self.lock_for(by, lock_id).await
+    }
+
+    /// `POST /v1/keys/{id}/use` of a share key: the share key's own use (as `use-temp-key`),
+    /// answered as a verification.
+    pub(crate) async fn use_share_credential(
+        &self,
+        by: &Principal,
+        c: Credential,
+        user: Option<Uuid>,
+    ) -> Result<Verification> {
+        by.require(SCOPE_OPERATE)?;
+        let lock = self.lock_of(by, &c).await?;
+        let before = c.clone();
+        Ok(
+            match self
+                .try_consume_share(by.org_id, &by.actor, &lock, c, user, None)
+                .await?
+            {
+                Ok((_, after)) => Verification {
+                    code: Code::Valid,
+                    credential: Some(after),
+                },
+                Err(code) => Verification {
+                    code,
+                    credential: Some(before),
+                },
+            },
+        )
+    }
+
+    /// `DELETE /v1/keys/{id}` of a share key: its own delete (TempKeyDeleted); a key already
+    /// deleted is left as it is.
+    pub(crate) async fn delete_share_credential(&self, by: &Principal, c: &Credential) -> Result<()> {
+        by.require(SCOPE_SHARE_WRITE)?;
+        let lock = self.lock_of(by, c).await?;
+        if c.revoked_at.is_none() {
+            self.delete_share_key(by, lock.id, c.id).await?;
+        }
+        Ok(())
     }
 }
 

@@ -72,6 +72,8 @@ pub struct TemporaryKeyRequest {
     pub payload: Option<String>,
     /// A fingerprint of the calling application (SO-AppToken / ApplicationToken), if any.
     pub application: Option<String>,
+    /// The key's name in keygate's lists (the native route); default `<Domain> #<TargetId>`.
+    pub name: Option<String>,
 }
 
 /// What CheckTemporaryKey answers.
@@ -125,8 +127,9 @@ impl Service {
 
     /// CreateTemporaryKey / CreateTemporaryKeyWithPayload: returns the key (URL-safe base64).
     /// An expiry in the past is accepted: the key simply checks as expired.
-    pub async fn create_temporary_key(&self, by: &Principal, req: TemporaryKeyRequest) -> Result<String> {
+    pub async fn create_temporary_key(&self, by: &Principal, req: TemporaryKeyRequest) -> Result<(Credential, String)> {
         by.require(scope::ORG_WRITE)?;
+        by.may_grant_lifetime("Expires", Some(req.expires))?;
         if req.target_id < 0 {
             return Err(Error::invalid("TargetId", "must not be negative"));
         }
@@ -151,15 +154,16 @@ impl Service {
         }
         let new = NewKey {
             kind: Some(Kind::Temporary),
-            name: format!("{} #{}", req.domain.name(), req.target_id),
+            name: req
+                .name
+                .unwrap_or_else(|| format!("{} #{}", req.domain.name(), req.target_id)),
             owner_id: by.user_id,
             expires_at: Some(req.expires),
             subject: json!({"domain": req.domain.name(), "target_id": req.target_id, "person_id": req.person_id}),
             metadata: serde_json::Value::Object(metadata),
             ..NewKey::default()
         };
-        let (_, secret) = self.issue(by, new, SecretShape::UrlSafe).await?;
-        Ok(secret)
+        self.issue(by, new, SecretShape::UrlSafe).await
     }
 
     /// CheckTemporaryKey: what the key is for, or Domain Unknown and zero ids when it is not a

@@ -1,5 +1,21 @@
 //! Storage behind a trait. Each mutating method is one transaction that also appends its
 //! event(s), so the state and the audit log never disagree.
+//!
+//! # Tenancy in the query
+//! Every method that reads or writes one organization's rows takes that organization's id and
+//! puts it in its SQL `WHERE`, so a row of another organization is never even loaded. The only
+//! exceptions are the lookups made before the organization is known, all named `find_*` and
+//! all listed here; whatever follows one of them uses the organization of what it found:
+//! - [`Store::find_credential_by_hash`]: a presented key, by its digest (verify, PersonalKey,
+//!   CheckTemporaryKey, a collective key's PIN);
+//! - [`Store::find_api_key`]: an `X-API-Key`, by its digest;
+//! - [`Store::find_login_token`]: a ticket or session, by its digest;
+//! - [`Store::find_user_by_username`]: a password login (a Basic login carries no organization);
+//! - [`Store::find_user`]: a JWT's `sub` (a JWT carries no organization);
+//! - [`Store::find_credential`]: a share key's public guest link, by its UUID;
+//! - [`Store::find_lock`]: an entrance panel's `open-with-pin`, by the lock's id;
+//! - [`Store::get_org`], [`Store::get_org_by_name`], [`Store::list_orgs`]: organizations
+//!   themselves (the caller's own, or any for a system administrator and the CLI).
 
 pub mod postgres;
 pub mod sqlite;
@@ -56,12 +72,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>>;
     async fn list_orgs(&self) -> Result<Vec<Organization>>;
     async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()>;
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>>;
-    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>>;
+    /// Pre-tenancy: a JWT's subject, in any organization.
+    async fn find_user(&self, id: Uuid) -> Result<Option<User>>;
+    /// Pre-tenancy: a password login, in any organization (usernames are global).
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
     async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>>;
 
     // --- organization API keys
     async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()>;
+    /// Pre-tenancy: an `X-API-Key` by its digest.
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>>;
     async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>>;
     /// Revoke if not yet revoked; returns the key as it is after the call.
@@ -75,7 +95,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- tickets and sessions
     async fn create_login_token(&self, kind: TokenKind, token: &LoginToken, event: &NewEvent) -> Result<()>;
-    /// An unexpired token of that kind.
+    /// Pre-tenancy: an unexpired token of that kind, by its digest.
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>>;
     async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool>;
 
@@ -83,8 +103,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Returns the version of the appended event.
     async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64>;
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>>;
+    /// Pre-tenancy: a presented key by its digest, in any organization.
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>>;
-    /// A credential by id in any organization (for public links such as a share key's guest page).
+    /// Pre-tenancy: a credential by id in any organization (a share key's public guest link).
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>>;
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
     /// Replace the mutable policy of an unrevoked credential (name, scopes, not_before, expires_at,
@@ -118,12 +139,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     // --- locks
     /// Insert a lock (its `id` is ignored and assigned); returns it with its id.
     async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock>;
-    async fn get_lock(&self, id: i64) -> Result<Option<Lock>>;
+    async fn get_lock(&self, org_id: Uuid, id: i64) -> Result<Option<Lock>>;
+    /// Pre-tenancy: a lock by id in any organization (an entrance panel's `open-with-pin`).
+    async fn find_lock(&self, id: i64) -> Result<Option<Lock>>;
     async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>>;
 
     // --- events
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>>;
-    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>>;
+    /// One aggregate's events in the organization, by version.
+    async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

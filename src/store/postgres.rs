@@ -380,7 +380,18 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+    async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -390,7 +401,7 @@ impl Store for PgStore {
             .transpose()
     }
 
-    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
@@ -747,7 +758,18 @@ impl Store for PgStore {
         Ok(Lock { id, ..lock.clone() })
     }
 
-    async fn get_lock(&self, id: i64) -> Result<Option<Lock>> {
+    async fn get_lock(&self, org_id: Uuid, id: i64) -> Result<Option<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(lock_from)
+            .transpose()
+    }
+
+    async fn find_lock(&self, id: i64) -> Result<Option<Lock>> {
         sqlx::query("SELECT * FROM locks WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -779,8 +801,9 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE aggregate_id = $1 ORDER BY version")
+    async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE org_id = $1 AND aggregate_id = $2 ORDER BY version")
+            .bind(org_id)
             .bind(aggregate_id)
             .fetch_all(&self.pool)
             .await?

@@ -336,7 +336,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn get_user(&self, id: Uuid) -> Result<Option<User>> {
+    async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
+        sqlx::query("SELECT * FROM users WHERE org_id = ? AND id = ?")
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.reader)
@@ -346,7 +357,7 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
         sqlx::query("SELECT * FROM users WHERE username = ?")
             .bind(username)
             .fetch_optional(&self.reader)
@@ -699,7 +710,18 @@ impl Store for SqliteStore {
         Ok(Lock { id, ..lock.clone() })
     }
 
-    async fn get_lock(&self, id: i64) -> Result<Option<Lock>> {
+    async fn get_lock(&self, org_id: Uuid, id: i64) -> Result<Option<Lock>> {
+        sqlx::query("SELECT * FROM locks WHERE org_id = ? AND id = ?")
+            .bind(org_id.to_string())
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(lock_from)
+            .transpose()
+    }
+
+    async fn find_lock(&self, id: i64) -> Result<Option<Lock>> {
         sqlx::query("SELECT * FROM locks WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.reader)
@@ -731,8 +753,9 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn events_of(&self, aggregate_id: Uuid) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE aggregate_id = ? ORDER BY version")
+    async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>> {
+        sqlx::query("SELECT * FROM events WHERE org_id = ? AND aggregate_id = ? ORDER BY version")
+            .bind(org_id.to_string())
             .bind(aggregate_id.to_string())
             .fetch_all(&self.reader)
             .await?

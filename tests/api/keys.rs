@@ -320,15 +320,24 @@ async fn list_filters_and_cursor_pagination() {
     let (_, org) = s.create_org("pages").await;
     let alice = s.create_user(&org, "alice", "alice-password", false).await;
     let h = |r: reqwest::RequestBuilder| r.header("X-API-Key", &org);
+    let exp = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     for i in 0..7 {
-        let kind = if i % 2 == 0 { "api" } else { "temporary" };
-        let owner = if i < 3 { json!(alice) } else { Value::Null };
-        let r = h(s.req(Method::POST, "/v1/keys"))
-            .json(&json!({"name": format!("k{i}"), "kind": kind, "owner": owner}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        // A temporary key belongs to whoever creates it: alice's are created by alice.
+        let body = if i % 2 == 0 {
+            let owner = if i < 3 { json!(alice) } else { Value::Null };
+            json!({"name": format!("k{i}"), "owner": owner})
+        } else {
+            json!({"name": format!("k{i}"), "kind": "temporary", "expires_at": exp,
+                   "subject": {"domain": "PublicFaq", "target_id": i, "person_id": 0}})
+        };
+        let req = if i == 1 {
+            s.req(Method::POST, "/v1/keys")
+                .basic_auth("alice", Some("alice-password"))
+        } else {
+            h(s.req(Method::POST, "/v1/keys"))
+        };
+        let r = req.json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
     let mut names = vec![];
     let mut cursor: Option<String> = None;

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real keygate binary on a random port and talks HTTP to it.
 
 mod auth;
+mod authz;
 mod browser;
 mod cli;
 mod common;

@@ -587,7 +587,7 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
     let org = uuid::Uuid::parse_str(&org).unwrap();
     for u in &uuids {
         let id = uuid::Uuid::parse_str(u).unwrap();
-        let events = store.events_of(id).await.unwrap();
+        let events = store.events_of(org, id).await.unwrap();
         let versions: Vec<i64> = events.iter().map(|e| e.version).collect();
         assert_eq!(versions, (1..=events.len() as i64).collect::<Vec<_>>());
         let rebuilt = keygate::core::share::fold(&events).expect("fold");
@@ -597,7 +597,7 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
     }
     let deleted = keygate::core::share::fold(
         &store
-            .events_of(uuid::Uuid::parse_str(&uuids[2]).unwrap())
+            .events_of(org, uuid::Uuid::parse_str(&uuids[2]).unwrap())
             .await
             .unwrap(),
     )
@@ -605,7 +605,7 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
     assert!(deleted.deleted);
     let collective = keygate::core::share::fold(
         &store
-            .events_of(uuid::Uuid::parse_str(&uuids[4]).unwrap())
+            .events_of(org, uuid::Uuid::parse_str(&uuids[4]).unwrap())
             .await
             .unwrap(),
     )

@@ -443,7 +443,7 @@ async fn personal_keys_expire_and_are_limited_to_their_scopes_everywhere() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    // Organization.ReadWrite: issue.
+    // Organization.ReadWrite: issue, for no longer than the personal key itself lives.
     let r = s
         .req(Method::POST, "/v1/keys")
         .header("Authorization", pk(&org_write))
@@ -451,7 +451,18 @@ async fn personal_keys_expire_and_are_limited_to_their_scopes_everywhere() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["field"], "expires_at");
+    for (days, status) in [(40, 400), (20, 201)] {
+        let r = s
+            .req(Method::POST, "/v1/keys")
+            .header("Authorization", pk(&org_write))
+            .json(&json!({"name": "n", "expires_at": iso(Utc::now() + Duration::days(days))}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{days} days");
+    }
     // A personal key cannot mint an unlimited ticket.
     let r = s
         .req(Method::POST, "/v1/tickets")

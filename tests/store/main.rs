@@ -220,9 +220,9 @@ async fn bootstrap_once(fx: Fx) {
     assert!(!s.bootstrap(&bootstrap_of("other")).await.unwrap());
     let orgs = s.list_orgs().await.unwrap();
     assert_eq!(orgs, vec![b.org.clone()]);
-    assert_eq!(s.get_user_by_username("admin").await.unwrap(), Some(b.user.clone()));
-    assert_eq!(versions(&s.events_of(b.org.id).await.unwrap()), vec![1]);
-    assert_eq!(versions(&s.events_of(b.user.id).await.unwrap()), vec![1]);
+    assert_eq!(s.find_user_by_username("admin").await.unwrap(), Some(b.user.clone()));
+    assert_eq!(versions(&s.events_of(b.org.id, b.org.id).await.unwrap()), vec![1]);
+    assert_eq!(versions(&s.events_of(b.user.org_id, b.user.id).await.unwrap()), vec![1]);
     assert!(s.get_org_by_name("other").await.unwrap().is_none());
 }
 
@@ -262,7 +262,7 @@ async fn orgs_and_users(fx: Fx) {
         .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e:?}");
     assert!(s.find_api_key(&k.hash).await.unwrap().is_none());
-    assert!(s.events_of(dup.id).await.unwrap().is_empty());
+    assert!(s.events_of(dup.id, dup.id).await.unwrap().is_empty());
 
     let u1 = user(a.id, "alice", Some(7));
     s.create_user(&u1, &ev(a.id, u1.id, "UserCreated", json!({})))
@@ -283,11 +283,13 @@ async fn orgs_and_users(fx: Fx) {
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Conflict(_)), "{e:?}");
-        assert!(s.get_user(bad.id).await.unwrap().is_none());
-        assert!(s.events_of(bad.id).await.unwrap().is_empty());
+        assert!(s.get_user(bad.org_id, bad.id).await.unwrap().is_none());
+        assert!(s.events_of(bad.org_id, bad.id).await.unwrap().is_empty());
     }
-    assert_eq!(s.get_user(u1.id).await.unwrap(), Some(u1.clone()));
-    assert_eq!(s.get_user_by_username("bob").await.unwrap(), Some(u2.clone()));
+    assert_eq!(s.get_user(u1.org_id, u1.id).await.unwrap(), Some(u1.clone()));
+    assert_eq!(s.get_user(Uuid::now_v7(), u1.id).await.unwrap(), None);
+    assert_eq!(s.find_user(u1.id).await.unwrap(), Some(u1.clone()));
+    assert_eq!(s.find_user_by_username("bob").await.unwrap(), Some(u2.clone()));
     assert_eq!(s.list_users(a.id).await.unwrap(), vec![u1, u2]);
     assert_eq!(s.list_users(b.id).await.unwrap(), vec![u3]);
 }
@@ -331,7 +333,8 @@ async fn api_keys(fx: Fx) {
         .unwrap()
         .unwrap();
     assert_eq!(r2.revoked_at, Some(at));
-    assert_eq!(versions(&s.events_of(k.id).await.unwrap()), vec![1, 2]);
+    assert_eq!(versions(&s.events_of(k.org_id, k.id).await.unwrap()), vec![1, 2]);
+    assert!(s.events_of(Uuid::now_v7(), k.id).await.unwrap().is_empty());
     assert_eq!(s.find_api_key(&k.hash).await.unwrap().unwrap().revoked_at, Some(at));
 }
 
@@ -411,7 +414,7 @@ async fn login_tokens(fx: Fx) {
         .unwrap()
     );
     // UserCreated, TicketIssued, SessionCreated, SessionEnded: failed deletes append nothing.
-    assert_eq!(versions(&s.events_of(u.id).await.unwrap()), vec![1, 2, 3, 4]);
+    assert_eq!(versions(&s.events_of(u.org_id, u.id).await.unwrap()), vec![1, 2, 3, 4]);
 }
 
 async fn credential_crud(fx: Fx) {
@@ -449,8 +452,8 @@ async fn credential_crud(fx: Fx) {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e:?}");
-    assert!(s.events_of(dup.id).await.unwrap().is_empty());
-    let ev1 = s.events_of(c.id).await.unwrap();
+    assert!(s.events_of(dup.org_id, dup.id).await.unwrap().is_empty());
+    let ev1 = s.events_of(c.org_id, c.id).await.unwrap();
     assert_eq!(ev1.len(), 1);
     assert_eq!(ev1[0].data, json!({"name": c.name}));
     assert_eq!(ev1[0].at, t0());
@@ -597,7 +600,7 @@ async fn update_and_revoke(fx: Fx) {
             .unwrap()
             .is_none()
     );
-    assert_eq!(versions(&s.events_of(c.id).await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(versions(&s.events_of(c.org_id, c.id).await.unwrap()), vec![1, 2, 3]);
 }
 
 fn used(o: &ConsumeOutcome) -> bool {
@@ -651,8 +654,13 @@ async fn consume_refusals(fx: Fx) {
             .unwrap(),
         ConsumeOutcome::Refused(None)
     ));
-    assert!(s.events_of(extra[0].aggregate_id).await.unwrap().is_empty());
-    assert_eq!(versions(&s.events_of(early.id).await.unwrap()), vec![1]);
+    assert!(
+        s.events_of(extra[0].org_id, extra[0].aggregate_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(versions(&s.events_of(early.org_id, early.id).await.unwrap()), vec![1]);
     // Inside the window it works (not_before inclusive); the count goes into the event, and
     // the extra events are appended with it.
     let ok = s
@@ -663,16 +671,19 @@ async fn consume_refusals(fx: Fx) {
         panic!("expected a use, got {ok:?}")
     };
     assert_eq!((c.used_count, v), (1, 2));
-    let evs = s.events_of(early.id).await.unwrap();
+    let evs = s.events_of(early.org_id, early.id).await.unwrap();
     assert_eq!(evs[1].data, json!({"used_count": 1}));
-    assert_eq!(versions(&s.events_of(extra[0].aggregate_id).await.unwrap()), vec![1]);
+    assert_eq!(
+        versions(&s.events_of(extra[0].org_id, extra[0].aggregate_id).await.unwrap()),
+        vec![1]
+    );
     // SmartphoneKey events carry the count as usedCount.
     let sk = cred(a.id, Kind::Share, None);
     insert(s, &sk).await;
     let sk_ev = ev(a.id, sk.id, "TempKeyUsed", json!({"usedCount": 0, "lockId": 3}));
     assert!(used(&s.consume_use(a.id, sk.id, now, &sk_ev, &[]).await.unwrap()));
     assert_eq!(
-        s.events_of(sk.id).await.unwrap()[1].data,
+        s.events_of(sk.org_id, sk.id).await.unwrap()[1].data,
         json!({"usedCount": 1, "lockId": 3})
     );
 }
@@ -711,7 +722,7 @@ async fn consume_exact_under_concurrency(fx: Fx) {
     assert_eq!(counts, (1..=N).collect::<Vec<_>>(), "each use saw its own count");
     assert_eq!(refused, 64 - N);
     assert_eq!(s.get_credential(a.id, c.id).await.unwrap().unwrap().used_count, N);
-    let evs = s.events_of(c.id).await.unwrap();
+    let evs = s.events_of(c.org_id, c.id).await.unwrap();
     assert_eq!(versions(&evs), (1..=N + 1).collect::<Vec<_>>(), "gap-free versions");
     let recorded: BTreeSet<i64> = evs[1..]
         .iter()
@@ -750,7 +761,7 @@ async fn event_versions_gap_free_under_concurrency(fx: Fx) {
     got.sort();
     assert_eq!(got, (2..=97).collect::<Vec<_>>(), "every returned version is unique");
     assert_eq!(
-        versions(&s.events_of(c.id).await.unwrap()),
+        versions(&s.events_of(c.org_id, c.id).await.unwrap()),
         (1..=97).collect::<Vec<_>>()
     );
     // The feed's order agrees with the versions: seq grows with version for one aggregate.
@@ -793,7 +804,7 @@ async fn concurrent_logins_of_one_user(fx: Fx) {
         t.await.unwrap();
     }
     assert_eq!(
-        versions(&s.events_of(u.id).await.unwrap()),
+        versions(&s.events_of(u.org_id, u.id).await.unwrap()),
         (1..=49).collect::<Vec<_>>()
     );
     for i in 0..48 {
@@ -831,8 +842,12 @@ async fn locks(fx: Fx) {
         l1.id >= 1 && l1.id < l2.id && l2.id < l3.id,
         "ids are assigned, increasing"
     );
-    assert_eq!(s.get_lock(l2.id).await.unwrap(), Some(l2.clone()));
-    assert_eq!(s.get_lock(l3.id + 100).await.unwrap(), None);
+    assert_eq!(s.get_lock(l2.org_id, l2.id).await.unwrap(), Some(l2.clone()));
+    assert_eq!(s.get_lock(l3.org_id, l3.id + 100).await.unwrap(), None);
+    // Tenancy in the query: another organization's lock is not found by id, only by the
+    // pre-tenancy lookup of an entrance panel.
+    assert_eq!(s.get_lock(Uuid::now_v7(), l2.id).await.unwrap(), None);
+    assert_eq!(s.find_lock(l2.id).await.unwrap(), Some(l2.clone()));
     assert_eq!(s.list_locks(a.id).await.unwrap(), vec![l1, l3]);
     assert_eq!(s.list_locks(b.id).await.unwrap(), vec![l2]);
 }

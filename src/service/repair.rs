@@ -1,0 +1,219 @@
+//! Start-up repair. Before each kind's rule was enforced on `POST /v1/keys`, that route could
+//! mint personal keys for somebody else, with any scopes or no expiry, and share keys on
+//! another organization's lock. Such keys must stop working, with an event each saying why.
+//! The check runs at every start (it is idempotent: a revoked key is skipped, and a concurrent
+//! run on another node appends no second event) and reads only personal and share keys.
+
+use super::Service;
+use super::collective::is_collective;
+use super::personal::{CATALOGUE, MAX_LIFETIME_MONTHS};
+use super::share::iso;
+use super::validate::MAX_PAGE;
+use crate::core::credential::{Credential, Kind};
+use crate::core::event::{aggregate, kind as ev};
+use crate::core::share;
+use crate::error::Result;
+use crate::store::CredentialFilter;
+use chrono::{DateTime, Months, Utc};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// What one repair run revoked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    pub personal_keys: usize,
+    pub share_keys: usize,
+}
+
+/// Why a live personal key breaks the personal-key rules, if it does. `creator` is the actor of
+/// its first event (its creation).
+fn personal_violation(c: &Credential, creator: Option<&str>) -> Option<&'static str> {
+    let Some(exp) = c.expires_at else {
+        return Some("no expiry");
+    };
+    let limit = c
+        .created_at
+        .checked_add_months(Months::new(MAX_LIFETIME_MONTHS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    if exp > limit {
+        return Some("valid for more than 5 years");
+    }
+    if c.scopes.is_empty() || c.scopes.iter().any(|s| !CATALOGUE.contains(&s.as_str())) {
+        return Some("a scope outside the catalogue");
+    }
+    let owner = c.owner_id.map(|o| format!("user:{o}"));
+    if owner.is_none() || owner.as_deref() != Some(creator.unwrap_or(c.created_by.as_str())) {
+        return Some("created by somebody other than its owner");
+    }
+    None
+}
+
+/// The locks a live share key points at (its lock, or its doors' locks).
+fn share_locks(c: &Credential) -> Vec<Option<i64>> {
+    if is_collective(c) {
+        c.subject
+            .get("doors")
+            .and_then(Value::as_array)
+            .map(|ds| ds.iter().map(|d| d.get("lockId").and_then(Value::as_i64)).collect())
+            .unwrap_or_default()
+    } else {
+        vec![c.subject.get("lock_id").and_then(Value::as_i64)]
+    }
+}
+
+impl Service {
+    /// Revoke every live personal key that breaks the personal-key rules and every live share
+    /// key whose lock is not its own organization's.
+    pub async fn repair(&self) -> Result<RepairReport> {
+        let mut report = RepairReport::default();
+        for org in self.store.list_orgs().await? {
+            let locks: HashSet<i64> = self.store.list_locks(org.id).await?.iter().map(|l| l.id).collect();
+            for c in self.live_keys(org.id, Kind::Personal).await? {
+                let events = self.store.events_of(org.id, c.id).await?;
+                if let Some(why) = personal_violation(&c, events.first().map(|e| e.actor.as_str())) {
+                    if self.repair_revoke(&c, why, false).await? {
+                        report.personal_keys += 1;
+                    }
+                }
+            }
+            for c in self.live_keys(org.id, Kind::Share).await? {
+                let foreign = share_locks(&c).iter().any(|l| !l.is_some_and(|id| locks.contains(&id)));
+                if foreign {
+                    let events = self.store.events_of(org.id, c.id).await?;
+                    let share_events = events.first().is_some_and(|e| e.aggregate_type == share::AGGREGATE);
+                    if self
+                        .repair_revoke(&c, "its lock is not its organization's", share_events)
+                        .await?
+                    {
+                        report.share_keys += 1;
+                    }
+                }
+            }
+        }
+        if report != RepairReport::default() {
+            tracing::warn!(
+                personal_keys = report.personal_keys,
+                share_keys = report.share_keys,
+                "revoked keys that broke their kind's rules (see their events)"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn live_keys(&self, org_id: Uuid, kind: Kind) -> Result<Vec<Credential>> {
+        let mut out = vec![];
+        let mut after = None;
+        loop {
+            let f = CredentialFilter {
+                kind: Some(kind),
+                owner_id: None,
+                after,
+                limit: MAX_PAGE,
+            };
+            let page = self.store.list_credentials(org_id, &f).await?;
+            let full = page.len() as u32 == MAX_PAGE;
+            after = page.last().map(|c| c.id);
+            out.extend(page.into_iter().filter(|c| c.revoked_at.is_none()));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Revoke one key with an event that says why; true when this call revoked it.
+    async fn repair_revoke(&self, c: &Credential, why: &str, share_events: bool) -> Result<bool> {
+        const ACTOR: &str = "system";
+        let now = self.now();
+        let e = if share_events {
+            let mut data = serde_json::Map::new();
+            data.insert("tempKeyUuid".into(), c.id.to_string().into());
+            if let Some(l) = c.subject.get("lock_id") {
+                data.insert("lockId".into(), l.clone());
+            }
+            data.insert("deletedBy".into(), ACTOR.into());
+            data.insert("timestamp".into(), iso(now).into());
+            data.insert("reason".into(), why.into());
+            self.event(
+                c.org_id,
+                share::AGGREGATE,
+                c.id,
+                share::TEMP_KEY_DELETED,
+                Value::Object(data),
+                ACTOR,
+            )
+        } else {
+            self.event(
+                c.org_id,
+                aggregate::KEY,
+                c.id,
+                ev::KEY_REVOKED,
+                json!({"reason": why}),
+                ACTOR,
+            )
+        };
+        Ok(matches!(
+            self.store.revoke_credential(c.org_id, c.id, now, ACTOR, &e).await?,
+            Some((_, Some(_)))
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn personal(owner: Uuid, created_by: &str) -> Credential {
+        let now = Utc::now();
+        Credential {
+            id: Uuid::now_v7(),
+            org_id: Uuid::now_v7(),
+            kind: Kind::Personal,
+            owner_id: Some(owner),
+            name: "k".into(),
+            prefix: "abcdef".into(),
+            hash: vec![0; 32],
+            scopes: vec!["Account.Read".into()],
+            not_before: None,
+            expires_at: Some(now + chrono::Duration::days(30)),
+            max_uses: None,
+            used_count: 0,
+            allowed_users: vec![],
+            subject: Value::Null,
+            metadata: json!({}),
+            created_at: now,
+            created_by: created_by.into(),
+            updated_at: now,
+            updated_by: created_by.into(),
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+
+    #[test]
+    fn personal_keys_that_break_the_rules_are_named() {
+        let owner = Uuid::now_v7();
+        let me = format!("user:{owner}");
+        let ok = personal(owner, &me);
+        assert_eq!(personal_violation(&ok, Some(&me)), None);
+        let mut c = ok.clone();
+        c.expires_at = None;
+        assert_eq!(personal_violation(&c, Some(&me)), Some("no expiry"));
+        let mut c = ok.clone();
+        c.expires_at = c.created_at.checked_add_months(Months::new(61));
+        assert_eq!(personal_violation(&c, Some(&me)), Some("valid for more than 5 years"));
+        let mut c = ok.clone();
+        c.scopes = vec!["superpower".into()];
+        assert_eq!(personal_violation(&c, Some(&me)), Some("a scope outside the catalogue"));
+        let c = personal(owner, "api_key:x");
+        assert_eq!(
+            personal_violation(&c, Some("api_key:x")),
+            Some("created by somebody other than its owner")
+        );
+        // The first event's actor decides, not a column that could say otherwise.
+        assert_eq!(
+            personal_violation(&ok, Some("user:someone-else")),
+            Some("created by somebody other than its owner")
+        );
+    }
+}
