@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::net::SocketAddr;
@@ -102,66 +102,205 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     native_api().1
 }
 
+/// One route of the HTTP surface, as data: the router is built from this table, and the
+/// tenancy test walks it, so a route that the walk does not cover fails that test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// `GET`, `POST`, `PUT`, `DELETE`, or `ANY`.
+    pub method: String,
+    /// The path pattern in axum's syntax (`/v1/keys/{id}`).
+    pub path: String,
+    /// `native`, `tedee`, `superoffice`, `smartphonekey`, `guest`, `pages` or `system`.
+    pub surface: &'static str,
+    /// Served only with `unsafe_test_clock` on.
+    pub test_only: bool,
+}
+
+type Entry = (&'static str, &'static str, &'static str, MethodRouter<AppState>);
+
+/// The routes outside the native API, one line each: method, path, surface, handler.
+fn surface_routes() -> Vec<Entry> {
+    vec![
+        // Tedee-compatible personal access keys.
+        (
+            "POST",
+            "/api/{version}/my/personalaccesskey",
+            "tedee",
+            post(tedee::create),
+        ),
+        ("GET", "/api/{version}/my/personalaccesskey", "tedee", get(tedee::list)),
+        (
+            "PUT",
+            "/api/{version}/my/personalaccesskey/{id}",
+            "tedee",
+            put(tedee::update),
+        ),
+        (
+            "DELETE",
+            "/api/{version}/my/personalaccesskey/{id}",
+            "tedee",
+            delete(tedee::delete),
+        ),
+        ("ANY", "/api/{version}/my/{*rest}", "tedee", any(tedee::not_found)),
+        // SuperOffice Person agent (REST) and Services86 SOAP.
+        (
+            "POST",
+            "/api/v1/Agents/Person/{method}",
+            "superoffice",
+            post(superoffice::rest::person),
+        ),
+        (
+            "POST",
+            "/Remote/Services86/Person.svc",
+            "superoffice",
+            post(superoffice::soap::person),
+        ),
+        (
+            "GET",
+            "/Remote/Services86/Person.svc",
+            "superoffice",
+            get(superoffice::soap::person_wsdl),
+        ),
+        (
+            "POST",
+            "/Remote/Services86/SoPrincipal.svc",
+            "superoffice",
+            post(superoffice::soap::principal),
+        ),
+        (
+            "GET",
+            "/Remote/Services86/SoPrincipal.svc",
+            "superoffice",
+            get(superoffice::soap::principal_wsdl),
+        ),
+        // SmartphoneKey lock temp keys.
+        (
+            "POST",
+            "/locks/{id}/create-temp-key",
+            "smartphonekey",
+            post(smartphonekey::create),
+        ),
+        (
+            "POST",
+            "/locks/{id}/update-temp-key",
+            "smartphonekey",
+            post(smartphonekey::update),
+        ),
+        (
+            "POST",
+            "/locks/{id}/delete-temp-key",
+            "smartphonekey",
+            post(smartphonekey::delete),
+        ),
+        (
+            "POST",
+            "/locks/{id}/use-temp-key",
+            "smartphonekey",
+            post(smartphonekey::use_key),
+        ),
+        (
+            "GET",
+            "/locks/{id}/temp-keys",
+            "smartphonekey",
+            get(smartphonekey::list),
+        ),
+        (
+            "POST",
+            "/locks/{id}/open-with-pin",
+            "smartphonekey",
+            post(smartphonekey::open_with_pin),
+        ),
+        (
+            "POST",
+            "/temp-keys",
+            "smartphonekey",
+            post(smartphonekey::create_collective),
+        ),
+        (
+            "GET",
+            "/temp-keys",
+            "smartphonekey",
+            get(smartphonekey::list_collective),
+        ),
+        (
+            "DELETE",
+            "/temp-keys/{uuid}",
+            "smartphonekey",
+            delete(smartphonekey::delete_collective),
+        ),
+        // The guest side of share keys.
+        ("GET", "/temp-keys/{uuid}", "guest", get(guest::show)),
+        ("POST", "/temp-keys/{uuid}/open", "guest", post(guest::open)),
+        (
+            "GET",
+            "/temp-keys/{uuid}/confirmation",
+            "guest",
+            get(guest::confirmation),
+        ),
+        // Web pages: my personal access keys.
+        ("GET", "/account", "pages", get(pages::account)),
+        ("GET", "/account/login", "pages", get(pages::login_page)),
+        ("GET", "/account/keys", "pages", get(pages::keys_page)),
+        ("GET", "/account/login.js", "pages", get(pages::login_js)),
+        ("GET", "/account/keys.js", "pages", get(pages::keys_js)),
+        ("GET", "/account/style.css", "pages", get(pages::style_css)),
+        ("GET", "/healthz", "system", get(system::healthz)),
+        ("GET", "/metrics", "system", get(system::metrics)),
+    ]
+}
+
+const TEST_CLOCK: &str = "/_test/clock";
+
+/// Every route the server serves: the native API's (from its OpenAPI document, which the same
+/// definitions generate), `/openapi.json`, and the other surfaces' table.
+pub fn routes() -> Vec<RouteInfo> {
+    let info = |method: &str, path: &str, surface: &'static str, test_only: bool| RouteInfo {
+        method: method.to_string(),
+        path: path.to_string(),
+        surface,
+        test_only,
+    };
+    let mut out = vec![];
+    for (path, item) in &openapi().paths.paths {
+        let ops = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("PATCH", item.patch.is_some()),
+        ];
+        for (m, present) in ops {
+            if present {
+                out.push(info(m, path, "native", false));
+            }
+        }
+    }
+    out.push(info("GET", "/openapi.json", "system", false));
+    out.extend(
+        surface_routes()
+            .into_iter()
+            .map(|(m, p, surface, _)| info(m, p, surface, false)),
+    );
+    out.push(info("POST", TEST_CLOCK, "system", true));
+    out
+}
+
 pub fn router(state: AppState) -> Router {
     let (native, doc) = native_api();
     let doc = Arc::new(doc);
-    let mut app = Router::new()
-        .merge(native)
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
-        // Tedee-compatible personal access keys.
-        .route(
-            "/api/{version}/my/personalaccesskey",
-            post(tedee::create).get(tedee::list),
-        )
-        .route(
-            "/api/{version}/my/personalaccesskey/{id}",
-            put(tedee::update).delete(tedee::delete),
-        )
-        .route("/api/{version}/my/{*rest}", any(tedee::not_found))
-        // SuperOffice Person agent (REST) and Services86 SOAP.
-        .route("/api/v1/Agents/Person/{method}", post(superoffice::rest::person))
-        .route(
-            "/Remote/Services86/Person.svc",
-            post(superoffice::soap::person).get(superoffice::soap::person_wsdl),
-        )
-        .route(
-            "/Remote/Services86/SoPrincipal.svc",
-            post(superoffice::soap::principal).get(superoffice::soap::principal_wsdl),
-        )
-        // SmartphoneKey lock temp keys.
-        .route("/locks/{id}/create-temp-key", post(smartphonekey::create))
-        .route("/locks/{id}/update-temp-key", post(smartphonekey::update))
-        .route("/locks/{id}/delete-temp-key", post(smartphonekey::delete))
-        .route("/locks/{id}/use-temp-key", post(smartphonekey::use_key))
-        .route("/locks/{id}/temp-keys", get(smartphonekey::list))
-        .route("/locks/{id}/open-with-pin", post(smartphonekey::open_with_pin))
-        .route(
-            "/temp-keys",
-            post(smartphonekey::create_collective).get(smartphonekey::list_collective),
-        )
-        .route(
-            "/temp-keys/{uuid}",
-            get(guest::show).delete(smartphonekey::delete_collective),
-        )
-        .route("/temp-keys/{uuid}/open", post(guest::open))
-        .route("/temp-keys/{uuid}/confirmation", get(guest::confirmation))
-        // Web pages: my personal access keys.
-        .route("/account", get(pages::account))
-        .route("/account/login", get(pages::login_page))
-        .route("/account/keys", get(pages::keys_page))
-        .route("/account/login.js", get(pages::login_js))
-        .route("/account/keys.js", get(pages::keys_js))
-        .route("/account/style.css", get(pages::style_css))
-        .route("/healthz", get(system::healthz))
-        .route("/metrics", get(system::metrics));
+    let mut app = Router::new().merge(native).route(
+        "/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    );
+    // Routes of one path with several methods merge into one method router.
+    for (_, path, _, handler) in surface_routes() {
+        app = app.route(path, handler);
+    }
     if state.test_clock.is_some() {
-        app = app.route("/_test/clock", post(system::move_clock));
+        app = app.route(TEST_CLOCK, post(system::move_clock));
     }
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let limit = state.settings.body_limit_bytes;

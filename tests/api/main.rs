@@ -9,9 +9,12 @@ mod keys;
 mod multinode;
 mod openapi;
 mod ops;
+#[path = "../support/pg.rs"]
+mod pg;
 mod readme;
 mod secrets;
 mod smartphonekey;
 mod superoffice;
 mod tedee;
+mod tenancy;
 mod validation;

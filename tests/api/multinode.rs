@@ -1,8 +1,7 @@
 //! Several keygate processes on one PostgreSQL database (skipped without
 //! `KEYGATE_TEST_POSTGRES_URL`, failing instead under `CI=true`; see tests/support/pg.rs).
 
-#[path = "../support/pg.rs"]
-mod pg;
+use crate::pg;
 
 use crate::common::{Options, Server, command, json};
 use reqwest::Method;
