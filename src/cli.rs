@@ -122,16 +122,25 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         } => create_lock(&settings, &name, &org, owner, out.json).await,
         Command::Migrate(out) => {
             if crate::store::is_postgres_url(&settings.database_url) {
-                // Upgrading a shared schema needs no server secret.
+                // Upgrading a shared schema needs no server secret; each node's start-up runs
+                // the repair.
                 let store = crate::store::open_with(&settings.database_url, &settings.pool_settings())
                     .await
                     .map_err(server::describe)?;
                 store.migrate().await.map_err(server::describe)?;
+                emit(out.json, json!({"migrated": true}), "database is up to date");
             } else {
                 let svc = open(&settings).await?;
-                svc.repair().await.map_err(server::describe)?;
+                let r = svc.repair().await.map_err(server::describe)?;
+                emit(
+                    out.json,
+                    json!({"migrated": true, "revoked": {"personal_keys": r.personal_keys, "share_keys": r.share_keys}}),
+                    &format!(
+                        "database is up to date; revoked {} personal and {} share keys that broke their kind's rules",
+                        r.personal_keys, r.share_keys
+                    ),
+                );
             }
-            emit(out.json, json!({"migrated": true}), "database is up to date");
             Ok(())
         }
         Command::Org {
