@@ -1,6 +1,7 @@
 //! Settings: built-in defaults, overlaid by an optional TOML file (`--config` or
 //! `KEYGATE_CONFIG`), overlaid by `KEYGATE_*` environment variables, overlaid by flags.
 
+use crate::core::net::Cidr;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,48 @@ pub struct Settings {
     pub time_zone: String,
     /// Unsafe, for tests only: install a movable clock and the `/_test/clock` route.
     pub unsafe_test_clock: bool,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests; then it is closed.
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most, in all; a connection past it is closed at once.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (IPv6: one /64); trusted proxies are
+    /// exempt.
+    pub max_connections_per_address: usize,
+    /// Proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client; default none.
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
+    /// When set, `/metrics` needs `Authorization: Bearer <metrics_token>` from every client.
+    pub metrics_token: Option<String>,
+    /// Without `metrics_token`, the client addresses (CIDRs) `/metrics` answers; default loopback.
+    #[serde(deserialize_with = "list")]
+    pub metrics_allow: Vec<String>,
+}
+
+/// A list setting: a TOML array, or one string of comma-separated items (environment variables).
+fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn cidrs(field: &str, items: &[String]) -> Result<Vec<Cidr>, String> {
+    items
+        .iter()
+        .map(|s| s.parse::<Cidr>().map_err(|e| format!("{field}: {e}")))
+        .collect()
 }
 
 impl Default for Settings {
@@ -90,6 +133,12 @@ impl Default for Settings {
             public_url: None,
             time_zone: "UTC".into(),
             unsafe_test_clock: false,
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            trusted_proxies: vec![],
+            metrics_token: None,
+            metrics_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
         }
     }
 }
@@ -139,7 +188,27 @@ impl Settings {
         if self.ticket_ttl_secs == 0 || self.session_ttl_secs == 0 {
             return Err("ticket_ttl_secs and session_ttl_secs must be positive".into());
         }
+        if self.header_read_timeout_secs == 0 || self.max_connections == 0 || self.max_connections_per_address == 0 {
+            return Err(
+                "header_read_timeout_secs, max_connections and max_connections_per_address must be positive".into(),
+            );
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("metrics_token must be at least 16 characters".into());
+        }
+        self.trusted_proxies()?;
+        self.metrics_allow()?;
         Ok(())
+    }
+
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<Vec<Cidr>, String> {
+        cidrs("trusted_proxies", &self.trusted_proxies)
+    }
+
+    /// `metrics_allow`, parsed.
+    pub fn metrics_allow(&self) -> Result<Vec<Cidr>, String> {
+        cidrs("metrics_allow", &self.metrics_allow)
     }
 
     /// The SQLite file path, if the database is SQLite.
@@ -179,6 +248,23 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_come_as_arrays_or_comma_separated_strings() {
+        let with = |k: &str, v: figment::value::Value| -> Result<Settings, String> {
+            let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+                .merge((k, v))
+                .extract()
+                .map_err(|e| e.to_string())?;
+            s.validate().map(|_| s)
+        };
+        let s = with("trusted_proxies", "10.0.0.0/8, 192.168.1.1".into()).unwrap();
+        assert_eq!(s.trusted_proxies().unwrap().len(), 2);
+        let s = with("metrics_allow", vec!["10.0.0.0/8".to_string()].into()).unwrap();
+        assert_eq!(s.metrics_allow, vec!["10.0.0.0/8".to_string()]);
+        assert!(with("trusted_proxies", "10.0.0.0/99".into()).is_err());
+        assert!(with("metrics_token", "short".into()).is_err());
+    }
 
     #[test]
     fn secret_file_sits_beside_the_database() {

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod listener;
 pub mod model;
 pub mod server;
 pub mod service;

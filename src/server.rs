@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -477,6 +476,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         .ok();
     let state = AppState {
         svc: Arc::new(svc),
+        net: Arc::new(api::NetPolicy::from_settings(&settings)?),
         settings: Arc::new(settings.clone()),
         metrics,
         test_clock: manual,
@@ -489,8 +489,13 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let shutdown = shutdown_signal();
     eprintln!("keygate: listening on http://{addr}");
     tracing::info!(%addr, database = %redact_url(&settings.database_url), "keygate started");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    let limits = crate::listener::Limits {
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+        max_connections: settings.max_connections,
+        max_connections_per_address: settings.max_connections_per_address,
+        trusted_proxies: settings.trusted_proxies()?,
+    };
+    crate::listener::serve(listener, app, limits, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("keygate stopped");

@@ -1,8 +1,10 @@
-//! One place that authenticates a request, in this order: `Authorization: Basic`,
-//! `Authorization: SOTicket` (or `SoTicket`), `Authorization: Bearer <JWT>`,
-//! `Authorization: PersonalKey <key>` (limited to the key's scopes), `X-API-Key`,
-//! then a cookie session (which must carry `X-XSRF-TOKEN` on every non-GET request).
-//! A present but bad credential is refused; it never falls through to the next scheme.
+//! One place that authenticates a request. Every credential the request carries is checked:
+//! `Authorization` (every value: `Basic`, `SOTicket`/`SoTicket`, `Bearer <JWT>`,
+//! `PersonalKey <key>`), `X-API-Key`, and the cookie session, which counts only when no
+//! `Authorization` header is sent (and must carry `X-XSRF-TOKEN` on every non-GET request).
+//! Any one that is present but bad refuses the request, and so do valid ones of different
+//! organizations; of several valid ones, this order picks the caller: Basic, ticket, Bearer,
+//! personal key, API key, session.
 
 use super::extract::ClientAddr;
 use super::{ApiError, AppState};
@@ -52,31 +54,45 @@ pub async fn authenticate(
     source: &str,
 ) -> Result<Principal, Error> {
     let svc = &state.svc;
-    if headers.contains_key(header::AUTHORIZATION) {
-        let (scheme, value) = authorization(headers).ok_or(Error::Unauthenticated)?;
-        return match scheme.as_str() {
+    // (rank in the README's order, the caller it authenticates)
+    let mut found: Vec<(u8, Principal)> = vec![];
+    let authorizations = headers.get_all(header::AUTHORIZATION);
+    for v in authorizations.iter() {
+        let v = v.to_str().map_err(|_| Error::Unauthenticated)?;
+        let (scheme, value) = v.trim().split_once(' ').ok_or(Error::Unauthenticated)?;
+        let value = value.trim();
+        found.push(match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let (u, p) = decode_basic(value).ok_or(Error::Unauthenticated)?;
-                svc.auth_basic(&u, &p, source).await
+                (0, svc.auth_basic(&u, &p, source).await?)
             }
-            "soticket" => svc.auth_ticket(value).await,
-            "bearer" => svc.auth_bearer(value).await,
-            "personalkey" => svc.auth_personal_key(value).await,
-            _ => Err(Error::Unauthenticated),
-        };
+            "soticket" => (1, svc.auth_ticket(value).await?),
+            "bearer" => (2, svc.auth_bearer(value).await?),
+            "personalkey" => (3, svc.auth_personal_key(value).await?),
+            _ => return Err(Error::Unauthenticated),
+        });
     }
-    if let Some(k) = headers.get("x-api-key") {
+    for k in headers.get_all("x-api-key").iter() {
         let k = k.to_str().map_err(|_| Error::Unauthenticated)?;
-        return svc.auth_api_key(k.trim()).await;
+        found.push((4, svc.auth_api_key(k.trim()).await?));
     }
-    if let Some(session) = cookie(headers, SESSION_COOKIE) {
-        let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let header = headers.get(XSRF_HEADER).and_then(|v| v.to_str().ok());
-        return svc
-            .auth_session(session, cookie(headers, XSRF_COOKIE), header, unsafe_method)
-            .await;
+    if authorizations.iter().next().is_none() {
+        if let Some(session) = cookie(headers, SESSION_COOKIE) {
+            let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+            let header = headers.get(XSRF_HEADER).and_then(|v| v.to_str().ok());
+            let p = svc
+                .auth_session(session, cookie(headers, XSRF_COOKIE), header, unsafe_method)
+                .await?;
+            found.push((5, p));
+        }
     }
-    Err(Error::Unauthenticated)
+    found.sort_by_key(|(rank, _)| *rank);
+    let mut found = found.into_iter().map(|(_, p)| p);
+    let caller = found.next().ok_or(Error::Unauthenticated)?;
+    if found.any(|p| p.org_id != caller.org_id) {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(caller)
 }
 
 /// The authenticated caller of a native API route.

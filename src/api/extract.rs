@@ -1,13 +1,14 @@
 //! Request parsing shared by the surfaces: JSON bodies and query strings whose errors name
 //! the offending field, and the caller's address.
 
+use crate::core::net::{self, Cidr};
 use crate::error::Error;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::{ApiError, AppState};
 
@@ -137,20 +138,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The peer address, for per-source rate limits.
+/// The request's client address, by the one rule (`core::net::client_address`): the peer, or,
+/// when the peer is a trusted proxy, the last untrusted hop of `Forwarded` / `X-Forwarded-For`.
+pub fn client_ip(parts: &Parts, trusted: &[Cidr]) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    if !net::in_any(trusted, peer) {
+        return Some(peer);
+    }
+    let values = |name: &str| -> Vec<&str> {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let chain = net::forwarded_chain(&values("forwarded"), &values("x-forwarded-for"));
+    Some(net::client_address(peer, chain.as_deref(), trusted))
+}
+
+/// The client address as every per-address limit counts it (IPv6 by its /64).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let key = client_ip(parts, &st.net.trusted_proxies)
+            .map(net::address_key)
             .unwrap_or_else(|| "unknown".into());
-        Ok(ClientAddr(addr))
+        Ok(ClientAddr(key))
     }
 }
 

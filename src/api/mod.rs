@@ -17,6 +17,7 @@ pub mod xml;
 
 use crate::clock::ManualClock;
 use crate::config::Settings;
+use crate::core::net::Cidr;
 use crate::error::Error;
 use crate::service::Service;
 use axum::Json;
@@ -32,6 +33,25 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Option<PrometheusHandle>,
     pub test_clock: Option<Arc<ManualClock>>,
+    /// The address ranges the settings name, parsed once.
+    pub net: Arc<NetPolicy>,
+}
+
+/// Address ranges from the settings: proxies trusted to name the client, and who may read
+/// `/metrics` without a token.
+#[derive(Debug, Clone, Default)]
+pub struct NetPolicy {
+    pub trusted_proxies: Vec<Cidr>,
+    pub metrics_allow: Vec<Cidr>,
+}
+
+impl NetPolicy {
+    pub fn from_settings(s: &Settings) -> Result<Self, String> {
+        Ok(NetPolicy {
+            trusted_proxies: s.trusted_proxies()?,
+            metrics_allow: s.metrics_allow()?,
+        })
+    }
 }
 
 /// The native error body.

@@ -342,11 +342,12 @@ impl FromRequestParts<AppState> for SpkAuth {
     }
 }
 
-/// POST /locks/{id}/create-temp-key. The body is checked before the caller, so a malformed
-/// request gets the full list of problems (checking it touches no data).
+/// POST /locks/{id}/create-temp-key. The caller first (an anonymous request learns nothing about
+/// the body's rules), then the whole body, so a malformed request gets the full list of problems.
 pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Request) -> SpkResult<Json<Value>> {
     let (mut parts, body) = req.into_parts();
-    let obj = body_object(&st, Request::from_parts(parts.clone(), body)).await?;
+    let p = caller(&st, &mut parts).await?;
+    let obj = body_object(&st, Request::from_parts(parts, body)).await?;
     let mut c = Check::default();
     let lock = lock_id(&id)
         .map_err(|_| c.bad("id", "must be a positive integer (the lock id)"))
@@ -368,7 +369,6 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Req
     let (Some(lock), Some(uuid), Some(mode), Some(from), Some(until)) = (lock, uuid, mode, from, until) else {
         return Err(Error::internal("validated fields missing").into());
     };
-    let p = caller(&st, &mut parts).await?;
     let input = ShareKeyInput {
         uuid,
         access_mode: mode,
@@ -512,6 +512,7 @@ fn collective_json(st: &AppState, headers: &axum::http::HeaderMap, c: &crate::co
 /// POST /temp-keys: a collective key over several doors -> 201 {uuid, url, pin (shown once), ...}.
 pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkResult<Response> {
     let (mut parts, body) = req.into_parts();
+    let p = caller(&st, &mut parts).await?;
     let obj = body_object(&st, Request::from_parts(parts.clone(), body)).await?;
     let mut c = Check::default();
     let from = c.time(&obj, "validFrom", true);
@@ -527,7 +528,6 @@ pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkR
     let (Some(from), Some(until)) = (from, until) else {
         return Err(Error::internal("validated fields missing").into());
     };
-    let p = caller(&st, &mut parts).await?;
     let input = CollectiveInput {
         valid_from: from,
         valid_until: until,

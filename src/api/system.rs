@@ -1,6 +1,9 @@
 //! Health, metrics, the OpenAPI document, and (tests only) the movable clock.
 
+use super::extract::client_ip;
 use super::{ApiError, ApiResult, AppState};
+use crate::core::net;
+use crate::core::secret::ct_eq;
 use crate::error::Error;
 use axum::Json;
 use axum::extract::State;
@@ -19,7 +22,31 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(State(st): State<AppState>) -> Response {
+/// Prometheus metrics: with `metrics_token` set, only for `Authorization: Bearer <token>`;
+/// without it, only for client addresses in `metrics_allow` (loopback by default).
+pub async fn metrics(State(st): State<AppState>, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match &st.settings.metrics_token {
+        Some(token) => {
+            let sent = super::auth::authorization(&parts.headers)
+                .filter(|(scheme, _)| scheme == "bearer")
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            if !ct_eq(sent.as_bytes(), token.as_bytes()) {
+                let mut r = (StatusCode::UNAUTHORIZED, "send Authorization: Bearer <metrics_token>").into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+        None => {
+            let allowed =
+                client_ip(&parts, &st.net.trusted_proxies).is_some_and(|ip| net::in_any(&st.net.metrics_allow, ip));
+            if !allowed {
+                return (StatusCode::FORBIDDEN, "metrics are not served to this address").into_response();
+            }
+        }
+    }
     match &st.metrics {
         Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),

@@ -1,6 +1,9 @@
 //! A small, safe XML reader: the document becomes a tree of elements with resolved
 //! namespaces. DOCTYPE (and so every entity declaration) is refused, only the predefined
-//! entities and character references are expanded, and depth and size are bounded.
+//! entities and character references are expanded, and depth, element count, attributes per
+//! element, name lengths and text sizes are bounded, so that the work is linear in the input
+//! and every cap answers at once. (quick-xml's own duplicate-attribute check compares every
+//! pair, which is quadratic: it is turned off, and duplicates are found here with a set.)
 
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -9,6 +12,14 @@ use quick_xml::reader::NsReader;
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 const MAX_DEPTH: usize = 64;
 const MAX_ELEMENTS: usize = 10_000;
+/// A SOAP body needs a handful (xmlns declarations included).
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Element and attribute names, prefix included.
+pub const MAX_NAME_BYTES: usize = 256;
+/// One attribute's value.
+const MAX_ATTRIBUTE_BYTES: usize = 16 * 1024;
+/// One element's text (the longest value any operation takes is 4,000 characters).
+const MAX_TEXT_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Element {
@@ -69,14 +80,30 @@ pub fn parse(input: &[u8]) -> Result<Element, String> {
                 if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
                     return Err("the XML is nested too deeply or is too large".into());
                 }
+                if e.name().as_ref().len() > MAX_NAME_BYTES {
+                    return Err(format!("an element name is longer than {MAX_NAME_BYTES} bytes"));
+                }
                 let mut el = Element {
                     ns: ns_of(ns),
                     name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
                     ..Element::default()
                 };
-                for a in e.attributes() {
+                let mut seen = std::collections::HashSet::new();
+                for a in e.attributes().with_checks(false) {
                     let a = a.map_err(|e| format!("malformed XML attribute: {e}"))?;
                     let key = a.key.as_ref();
+                    if seen.len() >= MAX_ATTRIBUTES {
+                        return Err(format!("an element has too many attributes (at most {MAX_ATTRIBUTES})"));
+                    }
+                    if key.len() > MAX_NAME_BYTES {
+                        return Err(format!("an attribute name is longer than {MAX_NAME_BYTES} bytes"));
+                    }
+                    if a.value.len() > MAX_ATTRIBUTE_BYTES {
+                        return Err(format!("an attribute value is longer than {MAX_ATTRIBUTE_BYTES} bytes"));
+                    }
+                    if !seen.insert(key.to_vec()) {
+                        return Err("malformed XML attribute: a duplicate attribute".into());
+                    }
                     if key == b"xmlns" || key.starts_with(b"xmlns:") {
                         continue;
                     }
@@ -100,6 +127,9 @@ pub fn parse(input: &[u8]) -> Result<Element, String> {
             Event::Text(t) => {
                 let s = t.unescape().map_err(|e| format!("malformed XML text: {e}"))?;
                 match stack.last_mut() {
+                    Some(top) if top.text.len() + s.len() > MAX_TEXT_BYTES => {
+                        return Err(format!("an element's text is longer than {MAX_TEXT_BYTES} bytes"));
+                    }
                     Some(top) => top.text.push_str(&s),
                     None if s.trim().is_empty() => {}
                     None => return Err("malformed XML: text outside the root element".into()),
@@ -109,6 +139,9 @@ pub fn parse(input: &[u8]) -> Result<Element, String> {
                 let s = String::from_utf8(c.into_inner().into_owned())
                     .map_err(|_| "the XML is not valid UTF-8".to_string())?;
                 match stack.last_mut() {
+                    Some(top) if top.text.len() + s.len() > MAX_TEXT_BYTES => {
+                        return Err(format!("an element's text is longer than {MAX_TEXT_BYTES} bytes"));
+                    }
                     Some(top) => top.text.push_str(&s),
                     None => return Err("malformed XML: CDATA outside the root element".into()),
                 }
@@ -161,5 +194,22 @@ mod tests {
         assert!(parse(&[0xff, 0xfe]).is_err());
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn attributes_names_and_text_are_capped() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=\"\"")).collect::<String>();
+        assert!(parse(format!("<r{}/>", attrs(MAX_ATTRIBUTES)).as_bytes()).is_ok());
+        let many = parse(format!("<r{}/>", attrs(MAX_ATTRIBUTES + 1)).as_bytes()).unwrap_err();
+        assert!(many.contains("too many attributes"), "{many}");
+        assert!(parse(br#"<r a="1" a="2"/>"#).unwrap_err().contains("duplicate"));
+        // Namespace declarations count, and a redeclared prefix is a duplicate too.
+        assert!(parse(br#"<r xmlns:p="urn:a" xmlns:p="urn:b"/>"#).is_err());
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        assert!(parse(format!("<{long}/>").as_bytes()).is_err());
+        assert!(parse(format!("<r {long}=\"1\"/>").as_bytes()).is_err());
+        let text = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert!(parse(format!("<r>{text}</r>").as_bytes()).is_err());
+        assert!(parse(format!("<r><![CDATA[{text}]]></r>").as_bytes()).is_err());
     }
 }

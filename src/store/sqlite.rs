@@ -41,6 +41,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        private_files(opts.get_filename());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -55,6 +56,49 @@ impl SqliteStore {
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
         Ok(Self { writer, reader })
     }
+}
+
+/// Keep the database and its WAL and shared-memory files readable by the owner only. A new
+/// database file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode); an existing one that others may read is narrowed, with one
+/// log line. Failures are logged, never fatal: the files may belong to another user.
+fn private_files(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':') {
+            return;
+        }
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if created.is_ok() {
+            return;
+        }
+        let mut narrowed = vec![];
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            let Ok(meta) = std::fs::metadata(&p) else { continue };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o700)) {
+                    Ok(()) => narrowed.push(format!("{} ({mode:o} -> {:o})", p.display(), mode & 0o700)),
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "cannot narrow the database file's permissions")
+                    }
+                }
+            }
+        }
+        if !narrowed.is_empty() {
+            tracing::warn!(files = ?narrowed, "narrowed the database files' permissions to the owner only");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {

@@ -5,6 +5,7 @@ mod authz;
 mod browser;
 mod cli;
 mod common;
+mod hostile;
 mod keys;
 mod multinode;
 mod openapi;

@@ -124,11 +124,24 @@ fn detail_fields(v: &Value) -> Vec<String> {
 async fn the_seed_sample_verbatim_names_each_invalid_field() {
     let w = world().await;
     let before = w.s.snapshot().await;
+    // Verbatim, its placeholder credentials are refused before the body is looked at.
     let r =
         w.s.req(Method::POST, "/locks/123/create-temp-key")
             .header("Content-Type", "application/json")
             .header("Authorization", "Bearer YOUR_API_TOKEN (JWT)")
             .header("X-API-Key", "YOUR_API_KEY")
+            .body(SEED_BODY)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(json(r).await.get("details").is_none());
+    // With real credentials, the seed's body gets every invalid field named.
+    let r =
+        w.s.req(Method::POST, "/locks/123/create-temp-key")
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Bearer {}", w.owner_jwt))
+            .header("X-API-Key", &w.org_key)
             .body(SEED_BODY)
             .send()
             .await

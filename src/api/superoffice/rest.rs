@@ -48,7 +48,12 @@ fn select_param(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Read the body in any of the agent's request formats.
+/// More fields than any operation takes; a form body stops being read past it.
+const MAX_FORM_FIELDS: usize = 100;
+
+/// Read the body in any of the agent's request formats. JSON nests at most 128 deep (serde_json's
+/// recursion limit), XML is capped by the reader, forms by [`MAX_FORM_FIELDS`]; each is read
+/// in time linear in its size, which the body limit caps.
 async fn read_args(st: &AppState, req: Request) -> Result<Args> {
     let ct = req
         .headers()
@@ -68,11 +73,19 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
             let root = xml::parse(&bytes).map_err(|m| Error::invalid("request", m))?;
             Ok(Args::from_xml(&root))
         }
-        "application/x-www-form-urlencoded" => Ok(Args::from_form(
-            form_urlencoded::parse(&bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )),
+        "application/x-www-form-urlencoded" => {
+            let mut pairs = vec![];
+            for (k, v) in form_urlencoded::parse(&bytes) {
+                if pairs.len() >= MAX_FORM_FIELDS {
+                    return Err(Error::invalid(
+                        "request",
+                        format!("too many fields (at most {MAX_FORM_FIELDS})"),
+                    ));
+                }
+                pairs.push((k.into_owned(), v.into_owned()));
+            }
+            Ok(Args::from_form(pairs))
+        }
         other => Err(Error::UnsupportedMediaType(if other.is_empty() {
             "no Content-Type".into()
         } else {

@@ -1,0 +1,161 @@
+//! The serve loop: it owns its connections. Each connection must send a request's headers
+//! within `header_read_timeout_secs` (and may idle between requests for as long: hyper starts
+//! that timer whenever a connection waits for the next request head), and connections are
+//! capped in all (`max_connections`) and per client address (`max_connections_per_address`,
+//! IPv6 per /64; trusted proxies count only toward the total). A connection past a cap is closed
+//! at once, never queued. HTTP/1.1 only: a connection that never sends a byte cannot wait out the
+//! protocol detection that HTTP/2 would need. On shutdown, idle connections close at once and
+//! busy ones after their request.
+
+use crate::core::net::{Cidr, address_key, in_any};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+/// What the loop enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Proxies: exempt from the per-address cap (all their clients arrive from them).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    total: usize,
+    per_address: HashMap<String, usize>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    table: Mutex<Table>,
+    /// Signalled whenever a connection ends (for shutdown to wait on).
+    ended: Notify,
+}
+
+/// One open connection's place; giving it back on drop.
+struct Slot {
+    slots: Arc<Slots>,
+    key: Option<String>,
+}
+
+impl Slots {
+    fn take(self: &Arc<Self>, key: Option<String>, limits: &Limits) -> Option<Slot> {
+        let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.total >= limits.max_connections {
+            return None;
+        }
+        if let Some(k) = &key {
+            let n = t.per_address.entry(k.clone()).or_default();
+            if *n >= limits.max_connections_per_address {
+                return None;
+            }
+            *n += 1;
+        }
+        t.total += 1;
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+
+    fn open(&self) -> usize {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner).total
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut t = self.slots.table.lock().unwrap_or_else(PoisonError::into_inner);
+        t.total = t.total.saturating_sub(1);
+        if let Some(k) = &self.key {
+            if let Some(n) = t.per_address.get_mut(k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    t.per_address.remove(k);
+                }
+            }
+        }
+        drop(t);
+        self.slots.ended.notify_waiters();
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish what is in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Slots::default());
+    let (closing_tx, closing_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken: wait
+                    // a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let key = (!in_any(&limits.trusted_proxies, peer.ip())).then(|| address_key(peer.ip()));
+        let Some(slot) = slots.take(key, &limits) else {
+            metrics::counter!("keygate_connections_refused_total").increment(1);
+            tracing::debug!(peer = %peer.ip(), "connection refused: at the connection cap");
+            drop(stream);
+            continue;
+        };
+        let app = app.clone();
+        let mut closing = closing_rx.clone();
+        let timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req)
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let _ = closing_tx.send(true);
+    loop {
+        let ended = slots.ended.notified();
+        if slots.open() == 0 {
+            return Ok(());
+        }
+        ended.await;
+    }
+}

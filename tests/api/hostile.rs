@@ -1,0 +1,374 @@
+//! Hostile input and connections (the second half of the security review), over the real wire:
+//! parsers refuse what would cost them more than linear work, connections are capped and timed
+//! out, anonymous requests are refused before their body is read, every credential sent is
+//! checked, and files and metrics are not open to everyone.
+
+use crate::common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services86";
+
+/// ` a0="" a1="" ...`: `n` distinct attributes with short (base-36) names.
+fn attributes(n: usize) -> String {
+    let mut out = String::with_capacity(n * 9);
+    for i in 0..n {
+        let (mut v, mut name) = (i, vec![]);
+        loop {
+            name.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
+            v /= 36;
+            if v == 0 {
+                break;
+            }
+        }
+        out.push_str(" a");
+        out.push_str(std::str::from_utf8(&name).unwrap());
+        out.push_str("=\"\"");
+    }
+    out
+}
+
+/// Finding 1: an element with 100,000 attributes costs the XML reader quadratic time. Every XML
+/// body (SOAP envelopes and the REST agent's XML) gets the cap's error in its own protocol.
+#[tokio::test]
+async fn elements_with_100000_attributes_get_the_caps_error() {
+    let s = Server::start().await;
+    let attrs = attributes(100_000);
+    let envelope = format!(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><CheckTemporaryKey xmlns="{NS}"{attrs}><TemporaryKey>x</TemporaryKey></CheckTemporaryKey></s:Body></s:Envelope>"#
+    );
+    assert!(envelope.len() < 1024 * 1024, "stays under the body limit");
+    let r = s
+        .req(Method::POST, "/Remote/Services86/Person.svc")
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", format!("\"{NS}/Person/CheckTemporaryKey\""))
+        .body(envelope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500, "SOAP 1.1 answers a Client fault with 500");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("<faultcode>s:Client</faultcode>"), "{text}");
+    assert!(text.contains("too many attributes"), "{text}");
+
+    let r = s
+        .admin(Method::POST, "/api/v1/Agents/Person/CheckTemporaryKey")
+        .header("Content-Type", "application/xml")
+        .body(format!(
+            "<CheckTemporaryKey{attrs}><TemporaryKey>x</TemporaryKey></CheckTemporaryKey>"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    assert_eq!(v["Message"], "The request is invalid.", "{v}");
+    assert!(
+        v["MessageDetail"].as_str().unwrap().contains("too many attributes"),
+        "{v}"
+    );
+
+    // A duplicate attribute is still refused, and a name past the cap too.
+    for body in [
+        r#"<CheckTemporaryKey a="1" a="2"><TemporaryKey>x</TemporaryKey></CheckTemporaryKey>"#.to_string(),
+        format!(
+            "<CheckTemporaryKey {}=\"1\"><TemporaryKey>x</TemporaryKey></CheckTemporaryKey>",
+            "n".repeat(300)
+        ),
+    ] {
+        let r = s
+            .admin(Method::POST, "/api/v1/Agents/Person/CheckTemporaryKey")
+            .header("Content-Type", "application/xml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+}
+
+/// JSON nested past serde_json's depth cap answers 400 in each surface's own shape; so do form
+/// bodies with more fields than any operation takes.
+#[tokio::test]
+async fn bodies_nested_past_the_caps_get_each_protocols_error() {
+    let s = Server::start().await;
+    let (_, org) = s.create_org("acme").await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_obj = format!(r#"{{"name": {}}}"#, deep);
+    // Native API.
+    let r = s
+        .admin(Method::POST, "/v1/keys")
+        .header("Content-Type", "application/json")
+        .body(deep_obj.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["error"], "invalid_request");
+    // Tedee.
+    let r = s
+        .admin(Method::POST, "/api/v37/my/personalaccesskey")
+        .header("Content-Type", "application/json")
+        .body(deep_obj.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    assert_eq!(v["success"], false);
+    assert_eq!(v["statusCode"], 400);
+    // SmartphoneKey.
+    let lock = json(
+        s.req(Method::POST, "/v1/locks")
+            .header("X-API-Key", &org)
+            .json(&json!({"name": "door"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let r = s
+        .req(Method::POST, &format!("/locks/{lock}/create-temp-key"))
+        .header("X-API-Key", &org)
+        .header("Content-Type", "application/json")
+        .body(deep_obj.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["code"], 400);
+    // SuperOffice REST, as JSON and as a form with 100,000 fields.
+    let r = s
+        .admin(Method::POST, "/api/v1/Agents/Person/CheckTemporaryKey")
+        .header("Content-Type", "application/json")
+        .body(format!(r#"{{"TemporaryKey": {deep}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["Message"], "The request is invalid.");
+    let form = "TemporaryKey=x&".repeat(60_000);
+    let r = s
+        .admin(Method::POST, "/api/v1/Agents/Person/CheckTemporaryKey")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = json(r).await;
+    assert!(v["MessageDetail"].as_str().unwrap().contains("too many fields"), "{v}");
+}
+
+/// Open a socket from `source` to the server and send the start of a request head, never its end.
+async fn half_header(server: SocketAddr, source: &str) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(server).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: keygate\r\nX-Slow: ")
+        .await
+        .unwrap();
+    s
+}
+
+/// Has the server closed this socket? Waits at most `within` for it to say so.
+async fn closed(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or similar before the close is fine: keep reading to the end.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Finding 2: sockets that never finish their headers are capped (in all and per client address)
+/// and closed once the header-read timeout passes; the server then serves a normal client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_header_sockets_are_capped_and_timed_out() {
+    let s = Server::start_with(
+        Options::default()
+            .env("KEYGATE_HEADER_READ_TIMEOUT_SECS", "8")
+            .env("KEYGATE_MAX_CONNECTIONS", "5")
+            .env("KEYGATE_MAX_CONNECTIONS_PER_ADDRESS", "3"),
+    )
+    .await;
+    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let mut one = vec![];
+    for _ in 0..5 {
+        one.push(half_header(addr, "127.0.0.1").await);
+    }
+    let mut two = vec![];
+    for _ in 0..5 {
+        two.push(half_header(addr, "127.0.0.2").await);
+    }
+    // Per address: the 4th and 5th from 127.0.0.1 are closed at once. In all: 127.0.0.2 gets
+    // the 2 places left of 5.
+    let mut open = 0;
+    for (i, sock) in one.iter_mut().enumerate() {
+        let c = closed(sock, Duration::from_millis(400)).await;
+        assert_eq!(c, i >= 3, "127.0.0.1 socket {i}");
+        open += usize::from(!c);
+    }
+    for (i, sock) in two.iter_mut().enumerate() {
+        let c = closed(sock, Duration::from_millis(400)).await;
+        assert_eq!(c, i >= 2, "127.0.0.2 socket {i}");
+        open += usize::from(!c);
+    }
+    assert_eq!(open, 5);
+    // Once the header-read timeout passes, every one of them is closed.
+    for sock in one.iter_mut().take(3).chain(two.iter_mut().take(2)) {
+        assert!(
+            closed(sock, Duration::from_secs(30)).await,
+            "a half-header socket outlived the timeout"
+        );
+    }
+    // The places are free again: a normal client is served.
+    let r = s.req(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Finding 3: an anonymous request is refused before its body is looked at.
+#[tokio::test]
+async fn anonymous_requests_get_401_before_validation() {
+    let s = Server::start().await;
+    for path in ["/locks/1/create-temp-key", "/temp-keys", "/locks/1/update-temp-key"] {
+        let r = s
+            .req(Method::POST, path)
+            .header("Content-Type", "application/json")
+            .body(r#"{"tempKeyUuid": 5, "validFrom": "nope"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let v = json(r).await;
+        assert!(
+            v.get("details")
+                .is_none_or(|d| d.as_array().is_none_or(|a| a.is_empty())),
+            "{path}: {v}"
+        );
+    }
+}
+
+/// Finding 4: every credential sent must be valid, and all of one organization.
+#[tokio::test]
+async fn every_credential_sent_is_checked() {
+    let s = Server::start().await;
+    let (_, acme) = s.create_org("acme").await;
+    let me = json(s.admin(Method::GET, "/v1/me").send().await.unwrap()).await;
+    let jwt = hs256(json!({"sub": me["user_id"], "exp": now_ts() + 600}));
+    let sys_key = json(
+        s.admin(Method::POST, "/v1/api-keys")
+            .json(&json!({"name": "ops"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let me_with = |r: reqwest::RequestBuilder| async move { r.send().await.unwrap() };
+    // A wrong X-API-Key beside a valid Basic or Bearer login.
+    let r = me_with(s.admin(Method::GET, "/v1/me").header("X-API-Key", "kgo_wrong.wrong")).await;
+    assert_eq!(r.status(), 401);
+    let r = me_with(
+        s.req(Method::GET, "/v1/me")
+            .bearer_auth(&jwt)
+            .header("X-API-Key", "kgo_wrong.wrong"),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // Two valid credentials of different organizations.
+    let r = me_with(s.admin(Method::GET, "/v1/me").header("X-API-Key", &acme)).await;
+    assert_eq!(r.status(), 401);
+    // Two valid credentials of one organization: the README's order picks Basic.
+    let r = me_with(s.admin(Method::GET, "/v1/me").header("X-API-Key", &sys_key)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["auth"], "basic");
+    // The seed 003 shape: Bearer and X-API-Key together, both valid and of one organization.
+    let r = me_with(
+        s.req(Method::GET, "/v1/me")
+            .bearer_auth(&jwt)
+            .header("X-API-Key", &sys_key),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // A session cookie counts only without an Authorization header; with one, it is not looked at.
+    let r = me_with(
+        s.admin(Method::GET, "/v1/me")
+            .header("Cookie", "keygate_session=not-a-session"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = me_with(
+        s.req(Method::GET, "/v1/me")
+            .header("X-API-Key", &sys_key)
+            .header("Cookie", "keygate_session=not-a-session"),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // On the SuperOffice agent too.
+    let r = me_with(
+        s.admin(Method::POST, "/api/v1/Agents/Person/CheckTemporaryKey")
+            .header("X-API-Key", "kgo_wrong.wrong")
+            .json(&json!({"TemporaryKey": "x"})),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+}
+
+/// Finding 5: the database files are not world-readable, and `/metrics` answers only whom the
+/// settings allow.
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_private_and_metrics_are_guarded() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::start().await;
+    s.create_org("acme").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let db = s.db_path();
+    let wal = db.with_extension("db-wal");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&wal), 0o600);
+    // A database left world-readable by an older version is mended at start.
+    let dir = s.take_dir();
+    drop(s);
+    let db = dir.path().join("keygate.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = Server::start_in(dir, Options::default()).await;
+    assert_eq!(mode(&db), 0o600);
+    assert!(s.logs().contains("permissions"), "the repair is logged once");
+    // /metrics: loopback by default.
+    assert_eq!(s.req(Method::GET, "/metrics").send().await.unwrap().status(), 200);
+    drop(s);
+
+    let s = Server::start_with(Options::default().env("KEYGATE_METRICS_ALLOW", "10.0.0.0/8")).await;
+    assert_eq!(s.req(Method::GET, "/metrics").send().await.unwrap().status(), 403);
+    drop(s);
+    let s = Server::start_with(Options::default().env("KEYGATE_METRICS_TOKEN", "scrape-token-0123456789")).await;
+    assert_eq!(s.req(Method::GET, "/metrics").send().await.unwrap().status(), 401);
+    let r = s
+        .req(Method::GET, "/metrics")
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .req(Method::GET, "/metrics")
+        .bearer_auth("scrape-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _: Option<Value> = None;
+}
