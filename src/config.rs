@@ -43,11 +43,15 @@ pub struct Settings {
     pub log_format: String,
     /// A tracing filter such as `info` or `keygate=debug`.
     pub log_level: String,
-    /// Failed logins allowed per user within the window before 429.
-    pub login_max_failures_per_user: u32,
-    /// Failed logins allowed per source address within the window before 429.
+    /// Failed logins allowed per (user, client address) within the window before 429.
+    pub login_max_failures_per_user_and_source: u32,
+    /// Failed logins allowed per client address within the window before 429.
     pub login_max_failures_per_source: u32,
     pub login_failure_window_secs: u64,
+    /// Failed logins allowed per user, from anywhere, within `login_user_failure_window_secs`:
+    /// the ceiling a distributed guesser meets. At it, even the right password gets 429.
+    pub login_max_failures_per_user: u32,
+    pub login_user_failure_window_secs: u64,
     /// Failed PIN entries allowed per lock within the window before 429.
     pub pin_max_failures_per_lock: u32,
     /// Failed PIN entries allowed per source address within the window before 429.
@@ -124,9 +128,11 @@ impl Default for Settings {
             request_timeout_secs: 30,
             log_format: "text".into(),
             log_level: "info".into(),
-            login_max_failures_per_user: 5,
+            login_max_failures_per_user_and_source: 5,
             login_max_failures_per_source: 20,
             login_failure_window_secs: 300,
+            login_max_failures_per_user: 100,
+            login_user_failure_window_secs: 900,
             pin_max_failures_per_lock: 10,
             pin_max_failures_per_source: 5,
             pin_failure_window_secs: 900,

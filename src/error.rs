@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or breaks a rule; `field` names the offending input.
     #[error("{field}: {message}")]
@@ -20,6 +20,9 @@ pub enum Error {
     Conflict(String),
     #[error("too many failed attempts; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Too much work waiting (password hashing); nothing was done.
+    #[error("too busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type: {0}")]
@@ -58,7 +61,7 @@ impl Error {
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::RateLimited { .. } => 429,
-            Error::Unavailable(_) => 503,
+            Error::Busy { .. } | Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -74,6 +77,7 @@ impl Error {
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Busy { .. } => "busy",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -109,7 +109,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"keygate\", Bearer"),
                 );
             }
-            Error::RateLimited { retry_after_secs } => {
+            Error::RateLimited { retry_after_secs } | Error::Busy { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     h.insert(header::RETRY_AFTER, v);
                 }

@@ -57,6 +57,7 @@ impl IntoResponse for SpkError {
                     Error::NotFound(what) => ("Not Found", format!("The {what} was not found")),
                     Error::Conflict(m) => ("Conflict", m.clone()),
                     Error::RateLimited { .. } => ("Too Many Requests", e.to_string()),
+                    Error::Busy { .. } => ("Service Unavailable", e.to_string()),
                     Error::PayloadTooLarge => ("Payload Too Large", e.to_string()),
                     Error::UnsupportedMediaType(m) => {
                         ("Unsupported Media Type", format!("expected application/json: {m}"))

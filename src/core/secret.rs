@@ -123,6 +123,8 @@ pub enum Purpose {
     Session,
     Xsrf,
     Pin,
+    /// Keys of the login limiter, single flight and verified-password cache (never stored).
+    Login,
 }
 
 impl Purpose {
@@ -134,6 +136,7 @@ impl Purpose {
             Purpose::Session => b"keygate/session\0",
             Purpose::Xsrf => b"keygate/xsrf\0",
             Purpose::Pin => b"keygate/pin\0",
+            Purpose::Login => b"keygate/login\0",
         }
     }
 }

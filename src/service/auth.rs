@@ -5,7 +5,7 @@
 //! what they found.
 
 use super::limiter::FailureLimiter;
-use super::{AuthMethod, Principal, Service, password};
+use super::{AuthMethod, Principal, Service};
 use crate::core::event::{aggregate, kind as ev};
 use crate::core::secret::{self, Purpose, ct_eq};
 use crate::error::{Error, Result};
@@ -28,42 +28,13 @@ impl Service {
         })
     }
 
-    /// Username and password, rate limited per source and per user on failures.
-    pub async fn login(&self, username: &str, password: &str, source: &str) -> Result<User> {
-        let user_key = format!("user:{username}");
-        let source_key = format!("source:{source}");
-        let limits = [
-            (&self.user_failures, user_key.as_str()),
-            (&self.source_failures, source_key.as_str()),
-        ];
-        let attempt = async {
-            let user = if username.len() <= 256 {
-                self.store.find_user_by_username(username).await?
-            } else {
-                None
-            };
-            let ok = password::verify(password.to_string(), user.as_ref().map(|u| u.password_hash.clone())).await?;
-            Ok(user.filter(|_| ok))
-        };
-        match self.guarded(limits, attempt).await? {
-            Some(u) => {
-                self.user_failures.clear(&user_key);
-                Ok(u)
-            }
-            None => {
-                tracing::info!(source, "failed login");
-                Err(Error::Unauthenticated)
-            }
-        }
-    }
-
     /// Run `attempt` under failure limiters. Each attempt counts as a failure up front, atomically
     /// with the check, so a burst of concurrent attempts cannot slip past a limit; it is taken
     /// back unless `attempt` ends in a refusal (`Ok(None)`). A blocked key answers `RateLimited`
     /// before `attempt` runs.
     pub(crate) async fn guarded<T>(
         &self,
-        limits: [(&FailureLimiter, &str); 2],
+        limits: &[(&FailureLimiter, &str)],
         attempt: impl std::future::Future<Output = Result<Option<T>>>,
     ) -> Result<Option<T>> {
         let now = self.now();
@@ -77,7 +48,7 @@ impl Service {
         }
         let outcome = attempt.await;
         if !matches!(outcome, Ok(None)) {
-            for (l, k) in &limits {
+            for (l, k) in limits {
                 l.forgive(k, now);
             }
         }

@@ -91,7 +91,7 @@ impl Service {
             (&self.pin_source_failures, source_key.as_str()),
             (&self.pin_lock_failures, lock_key.as_str()),
         ];
-        match self.guarded(limits, self.try_pin(lock_id, pin, door_id)).await? {
+        match self.guarded(&limits, self.try_pin(lock_id, pin, door_id)).await? {
             Some(done) => Ok(done),
             None => {
                 tracing::info!(lock_id, source, "PIN refused");

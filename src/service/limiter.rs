@@ -55,6 +55,37 @@ impl FailureLimiter {
         None
     }
 
+    /// Is `key` blocked at `now`? `Some(retry_after_secs)` if so; counts nothing.
+    pub fn blocked(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let q = map.get(key)?;
+        let live: Vec<_> = q.iter().filter(|t| **t + self.window > now).collect();
+        if live.len() >= self.max as usize {
+            let oldest = live.first().map(|t| **t).unwrap_or(now);
+            return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
+        }
+        None
+    }
+
+    /// Count one failure of `key` at `now`, whatever the count (an attempt that shared another's
+    /// failed run).
+    pub fn fail(&self, key: &str, now: DateTime<Utc>) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(key) && map.len() >= MAX_KEYS {
+            let window = self.window;
+            map.retain(|_, q| q.back().is_some_and(|t| *t + window > now));
+            if map.len() >= MAX_KEYS {
+                return;
+            }
+        }
+        let q = map.entry(key.to_string()).or_default();
+        q.push_back(now);
+        // A key never needs more entries than it takes to block it.
+        while q.len() > self.max as usize * 2 {
+            q.pop_front();
+        }
+    }
+
     /// Take back one attempt started at `at` (it succeeded, or never got to be judged).
     pub fn forgive(&self, key: &str, at: DateTime<Utc>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());

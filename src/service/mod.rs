@@ -25,6 +25,7 @@ mod guest;
 pub mod jwt;
 mod keys;
 pub mod limiter;
+mod logins;
 mod orgs;
 pub mod password;
 pub mod personal;
@@ -64,8 +65,7 @@ pub struct Service {
     jwt: Option<JwtVerifier>,
     ticket_ttl: Duration,
     session_ttl: Duration,
-    user_failures: FailureLimiter,
-    source_failures: FailureLimiter,
+    logins: logins::Logins,
     pin_lock_failures: FailureLimiter,
     pin_source_failures: FailureLimiter,
 }
@@ -89,7 +89,6 @@ impl Service {
         clock: SharedClock,
         settings: &Settings,
     ) -> Result<Self, String> {
-        let window = secs(settings.login_failure_window_secs.max(1));
         let pin_window = secs(settings.pin_failure_window_secs.max(1));
         Ok(Self {
             store,
@@ -98,8 +97,7 @@ impl Service {
             jwt: JwtVerifier::from_settings(settings)?,
             ticket_ttl: secs(settings.ticket_ttl_secs),
             session_ttl: secs(settings.session_ttl_secs),
-            user_failures: FailureLimiter::new(settings.login_max_failures_per_user, window),
-            source_failures: FailureLimiter::new(settings.login_max_failures_per_source, window),
+            logins: logins::Logins::new(settings),
             pin_lock_failures: FailureLimiter::new(settings.pin_max_failures_per_lock, pin_window),
             pin_source_failures: FailureLimiter::new(settings.pin_max_failures_per_source, pin_window),
         })

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod hostile;
 mod keys;
+mod logins;
 mod multinode;
 mod openapi;
 mod ops;

@@ -159,6 +159,7 @@ pub fn error(e: Error, format: Format, lang: Lang, source: &str) -> Response {
                 Error::NotFound(what) => ("SoNotFoundException", format!("{what} not found")),
                 Error::Conflict(m) => ("SoConflictException", m.clone()),
                 Error::RateLimited { .. } => ("SoTooManyRequestsException", other.to_string()),
+                Error::Busy { .. } => ("SoServerBusyException", other.to_string()),
                 Error::PayloadTooLarge => ("SoRequestTooLargeException", "request body too large".to_string()),
                 Error::UnsupportedMediaType(m) => (
                     "SoUnsupportedMediaTypeException",
@@ -192,7 +193,7 @@ pub fn error(e: Error, format: Format, lang: Lang, source: &str) -> Response {
                 HeaderValue::from_static("Basic realm=\"SuperOffice Username or Ticket\""),
             );
         }
-        Error::RateLimited { retry_after_secs } => {
+        Error::RateLimited { retry_after_secs } | Error::Busy { retry_after_secs } => {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 h.insert(header::RETRY_AFTER, v);
             }
