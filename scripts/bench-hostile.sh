@@ -49,17 +49,22 @@ echo "== GET /healthz alone"
 for _ in $(seq 40); do probe; done | summary
 
 echo "== GET /healthz while $ENVELOPES hostile envelopes ($(wc -c <"$WORK/envelope.xml") bytes each) arrive at once"
+HOSTILE=()
 for i in $(seq "$ENVELOPES"); do
   curl -s -o "$WORK/answer.$i" -m 60 -w '%{http_code} %{time_total}\n' -H 'Content-Type: text/xml; charset=utf-8' \
     -H 'SOAPAction: "http://www.superoffice.net/ws/crm/NetServer/Services86/Person/CheckTemporaryKey"' \
     --data-binary "@$WORK/envelope.xml" "$KG/Remote/Services86/Person.svc" >"$WORK/hostile.$i" &
+  HOSTILE+=($!)
 done
+alive() { for p in "${HOSTILE[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 START=$(date +%s)
 : >"$WORK/probes"
-while [[ $(jobs -rp | grep -vc "^$PID$") -gt 0 && $(( $(date +%s) - START )) -lt 90 ]]; do
+# Probe at least once, then for as long as any hostile request is in flight (90 s at most).
+probe >>"$WORK/probes"
+while alive && (( $(date +%s) - START < 90 )); do
   probe >>"$WORK/probes"
 done
-wait $(jobs -rp | grep -v "^$PID$") 2>/dev/null || true
+for p in "${HOSTILE[@]}"; do wait "$p" || true; done
 summary <"$WORK/probes"
 echo "== the hostile requests (status, seconds)"
 cat "$WORK"/hostile.*
