@@ -4,6 +4,7 @@
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{FlagOverrides, Settings};
 use crate::server;
+use crate::service::users;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::io::Read;
@@ -102,6 +103,33 @@ pub enum UserCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Set a user's password (read from standard input); ends its tickets and sessions.
+    Passwd {
+        username: String,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Disable a user: its every credential is refused at once, its tickets and sessions end.
+    Disable {
+        username: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Enable a disabled user.
+    Enable {
+        username: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Lift a user's lock-out after failed logins (on every node, also while servers run).
+    Unlock {
+        username: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 /// Run the parsed command. Errors are returned as text for `main` to print.
@@ -170,11 +198,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 },
         } => {
             let svc = open(&settings).await?;
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|e| format!("cannot read the password: {e}"))?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let password = read_password()?;
             let org = match org {
                 Some(name) => svc
                     .org_by_name(&name)
@@ -197,7 +221,39 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::User { command } => {
+            let (username, change, out, what) = match command {
+                UserCommand::Passwd { username, out, .. } => {
+                    let password = read_password()?;
+                    (username, users::UserCommand::Password(password), out, "password set")
+                }
+                UserCommand::Disable { username, out } => (username, users::UserCommand::Disable, out, "disabled"),
+                UserCommand::Enable { username, out } => (username, users::UserCommand::Enable, out, "enabled"),
+                UserCommand::Unlock { username, out } => (username, users::UserCommand::Unlock, out, "unlocked"),
+                UserCommand::Create { .. } => return Err("unreachable: user create is handled above".into()),
+            };
+            let svc = open(&settings).await?;
+            let user = svc
+                .admin_user_command(&username, change)
+                .await
+                .map_err(server::describe)?;
+            emit(
+                out.json,
+                json!({"id": user.id, "disabled": user.disabled}),
+                &format!("{what}: user {} ({})", user.username, user.id),
+            );
+            Ok(())
+        }
     }
+}
+
+/// A password from standard input, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_string())
 }
 
 async fn create_lock(

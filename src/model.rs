@@ -23,6 +23,10 @@ pub struct User {
     pub person_id: Option<i64>,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// A disabled user's every credential is refused.
+    pub disabled: bool,
+    /// Failed logins up to this moment no longer count (an administrator's unlock).
+    pub unlocked_at: Option<DateTime<Utc>>,
 }
 
 /// An organization API key (`X-API-Key`). Only its digest is stored.

@@ -86,6 +86,8 @@ pub struct UserView {
     pub person_id: Option<i64>,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// A disabled user's every credential is refused.
+    pub disabled: bool,
 }
 
 impl From<&User> for UserView {
@@ -97,6 +99,7 @@ impl From<&User> for UserView {
             person_id: u.person_id,
             is_admin: u.is_admin,
             created_at: u.created_at,
+            disabled: u.disabled,
         }
     }
 }
@@ -135,6 +138,44 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/v1/users", tag = "admin", responses((status = 200, body = [UserView]), (status = 403, body = ErrorBody)))]
 pub async fn list_users(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<UserView>>> {
     Ok(Json(st.svc.list_users(&p).await?.iter().map(UserView::from).collect()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// A new password (at least 8 characters); ends the user's tickets and sessions.
+    pub password: Option<String>,
+    /// Disable (every credential of the user is refused at once, and its tickets and sessions
+    /// end) or enable the user.
+    pub disabled: Option<bool>,
+}
+
+/// Set a user's password, or disable or enable it (organization administrators, signed in as a
+/// person: never an API key or a personal key).
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "admin", params(("id" = Uuid, Path)), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_user(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<UserView>> {
+    let id = parse_uuid("id", &id)?;
+    let u = st.svc.update_user(&p, id, req.password, req.disabled).await?;
+    Ok(Json(UserView::from(&u)))
+}
+
+/// Lift a user's lock-out after failed logins, on every node (organization administrators,
+/// signed in as a person).
+#[utoipa::path(post, path = "/v1/users/{id}/unlock", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unlock_user(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    let id = parse_uuid("id", &id)?;
+    Ok(Json(UserView::from(&st.svc.unlock_user(&p, id).await?)))
 }
 
 /// One user (administrators, or the user themself).

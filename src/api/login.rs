@@ -88,6 +88,30 @@ pub async fn create_session(
     Ok(resp)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// At least 8 characters.
+    pub new_password: String,
+}
+
+/// Change your own password, giving the current one (signed in as a person). Ends your tickets
+/// and sessions, this one included.
+#[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn change_password(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ClientAddr(src): ClientAddr,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    st.svc
+        .change_own_password(&p, &req.current_password, req.new_password, &src)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Log out of a cookie session.
 #[utoipa::path(delete, path = "/v1/sessions", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn delete_session(State(st): State<AppState>, Auth(p): Auth, headers: HeaderMap) -> ApiResult<Response> {

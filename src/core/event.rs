@@ -43,6 +43,10 @@ pub mod aggregate {
 pub mod kind {
     pub const ORGANIZATION_CREATED: &str = "OrganizationCreated";
     pub const USER_CREATED: &str = "UserCreated";
+    pub const USER_PASSWORD_CHANGED: &str = "UserPasswordChanged";
+    pub const USER_DISABLED: &str = "UserDisabled";
+    pub const USER_ENABLED: &str = "UserEnabled";
+    pub const USER_UNLOCKED: &str = "UserUnlocked";
     pub const TICKET_ISSUED: &str = "TicketIssued";
     pub const SESSION_STARTED: &str = "SessionStarted";
     pub const SESSION_ENDED: &str = "SessionEnded";

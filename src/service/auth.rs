@@ -14,7 +14,11 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 impl Service {
+    /// The caller a user's credential makes; a disabled user's every credential is refused here.
     pub(crate) async fn principal_for_user(&self, user: &User, method: AuthMethod) -> Result<Principal> {
+        if user.disabled {
+            return Err(Error::Unauthenticated);
+        }
         let org = self.store.get_org(user.org_id).await?.ok_or(Error::Unauthenticated)?;
         Ok(Principal {
             org_id: user.org_id,

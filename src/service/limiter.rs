@@ -99,6 +99,17 @@ impl FailureLimiter {
         }
     }
 
+    /// Forget the failures of `key` at or before `t` (an administrator's unlock at `t`).
+    pub fn forget_until(&self, key: &str, t: DateTime<Utc>) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = map.get_mut(key) {
+            q.retain(|at| *at > t);
+            if q.is_empty() {
+                map.remove(key);
+            }
+        }
+    }
+
     /// Forget every failure of `key`.
     pub fn clear(&self, key: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -89,17 +89,27 @@ impl Service {
             (&l.per_source, source),
             (&l.per_user, user_key.as_str()),
         ];
-        for (limiter, key) in &limits {
-            if let Some(retry_after_secs) = limiter.blocked(key, now) {
-                return Err(Error::RateLimited { retry_after_secs });
-            }
-        }
         // Pre-tenancy: a Basic login names no organization.
         let user = if username.len() <= 256 {
             self.store.find_user_by_username(username).await?
         } else {
             None
         };
+        // An administrator's unlock (kept in the database, so the CLI's and every node's count)
+        // wipes the user's failures up to that moment.
+        if let Some(t) = user.as_ref().and_then(|u| u.unlocked_at) {
+            l.per_user.forget_until(&user_key, t);
+            l.per_user_source.forget_until(&user_source_key, t);
+        }
+        for (limiter, key) in &limits {
+            if let Some(retry_after_secs) = limiter.blocked(key, now) {
+                return Err(Error::RateLimited { retry_after_secs });
+            }
+        }
+        if user.as_ref().is_some_and(|u| u.disabled) {
+            tracing::info!(source, "login of a disabled user");
+            return Err(Error::Unauthenticated);
+        }
         let cache_key = user
             .as_ref()
             .map(|u| self.login_digest(&["verified", &u.id.to_string(), &u.password_hash, password]));

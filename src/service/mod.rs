@@ -33,7 +33,7 @@ mod principal;
 mod repair;
 pub mod share;
 pub mod temporary;
-mod users;
+pub mod users;
 mod validate;
 
 pub use keys::{NewKey, SecretShape, Verification};
@@ -158,6 +158,8 @@ impl Service {
             person_id: None,
             is_admin: true,
             created_at: now,
+            disabled: false,
+            unlocked_at: None,
         };
         let events = vec![
             self.event(

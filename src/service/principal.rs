@@ -61,6 +61,17 @@ impl Principal {
         }
     }
 
+    /// A person who signed in (password, ticket, JWT or session): never an organization API key
+    /// or a personal key, so that neither can take over an account.
+    pub(crate) fn require_person(&self) -> Result<()> {
+        match self.method {
+            AuthMethod::Basic | AuthMethod::Ticket | AuthMethod::Bearer | AuthMethod::Session => Ok(()),
+            AuthMethod::ApiKey | AuthMethod::PersonalKey => Err(Error::Forbidden(
+                "only a signed-in person may do this, not an API key or a personal access key".into(),
+            )),
+        }
+    }
+
     pub(crate) fn require_admin(&self) -> Result<()> {
         if self.is_admin {
             Ok(())

@@ -73,6 +73,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_orgs(&self) -> Result<Vec<Organization>>;
     async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()>;
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>>;
+    /// Write a user's password hash, `disabled` and `unlocked_at` (in `user.org_id`), ending its
+    /// tickets and sessions when `end_tokens`, and append `event`. False (nothing written) when
+    /// there is no such user.
+    async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool>;
     /// Pre-tenancy: a JWT's subject, in any organization.
     async fn find_user(&self, id: Uuid) -> Result<Option<User>>;
     /// Pre-tenancy: a password login, in any organization (usernames are global).

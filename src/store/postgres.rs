@@ -123,6 +123,8 @@ fn user_from(row: &PgRow) -> Result<User> {
         person_id: row.try_get("person_id")?,
         is_admin: row.try_get("is_admin")?,
         created_at: time_col(row, "created_at")?,
+        disabled: row.try_get("disabled")?,
+        unlocked_at: opt_time_col(row, "unlocked_at")?,
     })
 }
 
@@ -399,6 +401,34 @@ impl Store for PgStore {
             .as_ref()
             .map(user_from)
             .transpose()
+    }
+
+    async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = $1, disabled = $2, unlocked_at = $3 WHERE org_id = $4 AND id = $5",
+        )
+        .bind(&user.password_hash)
+        .bind(user.disabled)
+        .bind(user.unlocked_at.map(to_micros))
+        .bind(user.org_id)
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        if end_tokens {
+            sqlx::query("DELETE FROM login_tokens WHERE org_id = $1 AND user_id = $2")
+                .bind(user.org_id)
+                .bind(user.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {

@@ -146,6 +146,8 @@ fn user_from(row: &SqliteRow) -> Result<User> {
         person_id: row.try_get("person_id")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         created_at: time_col(row, "created_at")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        unlocked_at: opt_time_col(row, "unlocked_at")?,
     })
 }
 
@@ -399,6 +401,34 @@ impl Store for SqliteStore {
             .as_ref()
             .map(user_from)
             .transpose()
+    }
+
+    async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let n = sqlx::query(
+            "UPDATE users SET password_hash = ?, disabled = ?, unlocked_at = ? WHERE org_id = ? AND id = ?",
+        )
+        .bind(&user.password_hash)
+        .bind(user.disabled as i64)
+        .bind(user.unlocked_at.map(to_micros))
+        .bind(user.org_id.to_string())
+        .bind(user.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        if end_tokens {
+            sqlx::query("DELETE FROM login_tokens WHERE org_id = ? AND user_id = ?")
+                .bind(user.org_id.to_string())
+                .bind(user.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {

@@ -19,4 +19,5 @@ mod smartphonekey;
 mod superoffice;
 mod tedee;
 mod tenancy;
+mod users;
 mod validation;

@@ -375,6 +375,29 @@ fn cases(method: &str, path: &str, a: &Alpha, b: &Bravo) -> Option<Vec<Req>> {
         )],
         ("GET", "/v1/users") => vec![req(m(method), path, None, Own)],
         ("GET", "/v1/users/{id}") => vec![req(m(method), format!("/v1/users/{}", a.user), None, Refused)],
+        ("PATCH", "/v1/users/{id}") => vec![
+            req(
+                m(method),
+                format!("/v1/users/{}", a.user),
+                Some(json!({"disabled": true})),
+                Refused,
+            ),
+            req(
+                m(method),
+                format!("/v1/users/{}", a.user),
+                Some(json!({"password": "taken-over-pw"})),
+                Refused,
+            ),
+        ],
+        ("POST", "/v1/users/{id}/unlock") => {
+            vec![req(m(method), format!("/v1/users/{}/unlock", a.user), None, Refused)]
+        }
+        ("POST", "/v1/me/password") => vec![req(
+            m(method),
+            path,
+            Some(json!({"current_password": "not-the-password", "new_password": "another-password"})),
+            Refused,
+        )],
         ("POST", "/v1/api-keys") => vec![req(m(method), path, Some(json!({"name": "bravo extra"})), Own)],
         ("GET", "/v1/api-keys") => vec![req(m(method), path, None, Own)],
         ("DELETE", "/v1/api-keys/{id}") => {

@@ -87,6 +87,7 @@ conformance!(
     orgs_and_users,
     api_keys,
     login_tokens,
+    user_updates,
     credential_crud,
     credential_lists,
     update_and_revoke,
@@ -133,6 +134,8 @@ fn user(org_id: Uuid, name: &str, person_id: Option<i64>) -> User {
         person_id,
         is_admin: false,
         created_at: t0(),
+        disabled: false,
+        unlocked_at: None,
     }
 }
 
@@ -415,6 +418,84 @@ async fn login_tokens(fx: Fx) {
     );
     // UserCreated, TicketIssued, SessionCreated, SessionEnded: failed deletes append nothing.
     assert_eq!(versions(&s.events_of(u.org_id, u.id).await.unwrap()), vec![1, 2, 3, 4]);
+}
+
+async fn user_updates(fx: Fx) {
+    let s = &fx.store;
+    let a = seed_org(s, "acme").await;
+    let b = seed_org(s, "bravo").await;
+    let u = user(a.id, "alice", None);
+    s.create_user(&u, &ev(a.id, u.id, "UserCreated", json!({})))
+        .await
+        .unwrap();
+    let tok = |hash: &[u8]| LoginToken {
+        hash: hash.to_vec(),
+        user_id: u.id,
+        org_id: a.id,
+        xsrf_hash: None,
+        created_at: t0(),
+        expires_at: t0() + Duration::seconds(600),
+    };
+    for (kind, h) in [(TokenKind::Ticket, b"t-1"), (TokenKind::Session, b"s-1")] {
+        s.create_login_token(kind, &tok(h), &ev(a.id, u.id, "TokenIssued", json!({})))
+            .await
+            .unwrap();
+    }
+    // Unlocking keeps the tickets and sessions.
+    let unlocked = User {
+        unlocked_at: Some(t0()),
+        ..u.clone()
+    };
+    assert!(
+        s.update_user(&unlocked, false, &ev(a.id, u.id, "UserUnlocked", json!({})))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_user(a.id, u.id).await.unwrap(), Some(unlocked.clone()));
+    assert!(
+        s.find_login_token(TokenKind::Ticket, b"t-1", t0())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Another organization's id for the user changes nothing and appends nothing.
+    let foreign = User {
+        org_id: b.id,
+        disabled: true,
+        ..unlocked.clone()
+    };
+    assert!(
+        !s.update_user(&foreign, true, &ev(b.id, u.id, "UserUpdated", json!({})))
+            .await
+            .unwrap()
+    );
+    assert!(s.events_of(b.id, u.id).await.unwrap().is_empty());
+    assert!(!s.get_user(a.id, u.id).await.unwrap().unwrap().disabled);
+    // Disabling with a new password ends every ticket and session of the user.
+    let changed = User {
+        password_hash: "$argon2id$v=19$another".into(),
+        disabled: true,
+        ..unlocked
+    };
+    assert!(
+        s.update_user(&changed, true, &ev(a.id, u.id, "UserUpdated", json!({})))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_user(a.id, u.id).await.unwrap(), Some(changed));
+    assert!(
+        s.find_login_token(TokenKind::Ticket, b"t-1", t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.find_login_token(TokenKind::Session, b"s-1", t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(versions(&s.events_of(a.id, u.id).await.unwrap()), vec![1, 2, 3, 4, 5]);
 }
 
 async fn credential_crud(fx: Fx) {
