@@ -429,6 +429,7 @@ impl Service {
         let result = match found {
             Some(c) if c.kind == Kind::Share => {
                 if is_collective(&c) {
+                    by.require(super::share::SCOPE_OPERATE)?;
                     return Err(Error::invalid(
                         "id",
                         "a collective key opens one of its doors: POST /temp-keys/{uuid}/open",

@@ -1,8 +1,10 @@
 //! Start-up repair. Before each kind's rule was enforced on `POST /v1/keys`, that route could
 //! mint personal keys for somebody else, with any scopes or no expiry, and share keys on
 //! another organization's lock. Such keys must stop working, with an event each saying why.
-//! The check runs at every start (it is idempotent: a revoked key is skipped, and a concurrent
-//! run on another node appends no second event) and reads only personal and share keys.
+//! Since the routes follow the rules, such keys can only predate them: the check runs once per
+//! database, at the first start (or `keygate migrate`) of a version that has it, and records its
+//! completion as a `RepairCompleted` event of the system organization. It is idempotent: a
+//! revoked key is skipped, and a concurrent run on another node appends no second revocation.
 
 use super::Service;
 use super::collective::is_collective;
@@ -18,6 +20,11 @@ use chrono::{DateTime, Months, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use uuid::Uuid;
+
+/// The aggregate that records completed repairs (in the system organization).
+const REPAIR_MARK: Uuid = Uuid::from_u128(0x6b65_7967_6174_6500_7265_7061_6972_0001);
+/// This repair's name in its completion event.
+const REPAIR_NAME: &str = "2026-12 keys that break their kind's rule";
 
 /// What one repair run revoked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,7 +74,21 @@ impl Service {
     /// key whose lock is not its own organization's.
     pub async fn repair(&self) -> Result<RepairReport> {
         let mut report = RepairReport::default();
-        for org in self.store.list_orgs().await? {
+        let orgs = self.store.list_orgs().await?;
+        let Some(system) = orgs.iter().find(|o| o.is_system).map(|o| o.id) else {
+            // Nothing was ever created through a route yet.
+            return Ok(report);
+        };
+        let done = self
+            .store
+            .events_of(system, REPAIR_MARK)
+            .await?
+            .iter()
+            .any(|e| e.data.get("repair").and_then(Value::as_str) == Some(REPAIR_NAME));
+        if done {
+            return Ok(report);
+        }
+        for org in orgs {
             let locks: HashSet<i64> = self.store.list_locks(org.id).await?.iter().map(|l| l.id).collect();
             for c in self.live_keys(org.id, Kind::Personal).await? {
                 let events = self.store.events_of(org.id, c.id).await?;
@@ -91,6 +112,15 @@ impl Service {
                 }
             }
         }
+        let mark = self.event(
+            system,
+            "repair",
+            REPAIR_MARK,
+            "RepairCompleted",
+            json!({"repair": REPAIR_NAME, "personal_keys": report.personal_keys, "share_keys": report.share_keys}),
+            "system",
+        );
+        self.store.append_event(&mark).await?;
         if report != RepairReport::default() {
             tracing::warn!(
                 personal_keys = report.personal_keys,

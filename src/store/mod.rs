@@ -149,6 +149,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>>;
 
     // --- events
+    /// Append an event that records no change of state (the start-up repair's completion).
+    async fn append_event(&self, event: &NewEvent) -> Result<i64>;
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>>;
     /// One aggregate's events in the organization, by version.
     async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>>;

@@ -819,6 +819,13 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn append_event(&self, event: &NewEvent) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let v = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
         sqlx::query("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(org_id)

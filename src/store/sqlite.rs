@@ -815,6 +815,13 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn append_event(&self, event: &NewEvent) -> Result<i64> {
+        let mut tx = self.writer.begin().await?;
+        let v = append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
         sqlx::query("SELECT * FROM events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?")
             .bind(org_id.to_string())

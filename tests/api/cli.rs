@@ -188,6 +188,18 @@ async fn keys_minted_through_the_old_holes_are_revoked_with_an_event() {
         Uuid::parse_str(&alice).unwrap(),
     );
     let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
+    // The server's start ran the repair on an empty database and recorded it; make the database
+    // one that a version before the repair wrote.
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let n = sqlx::query("DELETE FROM events WHERE type = 'RepairCompleted'")
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(n, 1, "the first start records its repair");
+    }
     let store = keygate::store::sqlite::SqliteStore::open(&url).await.unwrap();
     let now = Utc::now();
     let me = format!("user:{alice}");
