@@ -372,3 +372,28 @@ async fn database_files_are_private_and_metrics_are_guarded() {
     assert_eq!(r.status(), 200);
     let _: Option<Value> = None;
 }
+
+/// The header-read timeout is also the keep-alive idle timeout: a connection that answered a
+/// request and then sends nothing is closed once the timeout passes.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_after_the_timeout() {
+    let s = Server::start_with(Options::default().env("KEYGATE_HEADER_READ_TIMEOUT_SECS", "2")).await;
+    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let mut sock = TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: keygate\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "kept alive: {head}"
+    );
+    // Idle now: closed once the timeout passes (well within 30 s), not kept forever.
+    assert!(closed(&mut sock, Duration::from_secs(30)).await);
+}
