@@ -69,6 +69,23 @@ impl Logins {
     }
 }
 
+/// The running attempt's place in the flight table, given up when the run ends or is dropped
+/// (a client that hangs up mid-run must not leave its entry behind).
+struct Flight<'a> {
+    flights: &'a Mutex<HashMap<Digest, Arc<OnceCell<Outcome>>>>,
+    key: Digest,
+    cell: Arc<OnceCell<Outcome>>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        if flights.get(&self.key).is_some_and(|c| Arc::ptr_eq(c, &self.cell)) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
 fn hex(d: &Digest) -> String {
     d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
@@ -127,6 +144,11 @@ impl Service {
         let outcome = cell
             .get_or_init(|| async {
                 ran.store(true, Ordering::Relaxed);
+                let _flight = Flight {
+                    flights: &l.flights,
+                    key: flight_key,
+                    cell: cell.clone(),
+                };
                 let phc = user.as_ref().map(|u| u.password_hash.clone());
                 let attempt = async {
                     let ok = password::pool()?.verify(password, phc, source).await?;
@@ -140,12 +162,7 @@ impl Service {
             })
             .await
             .clone();
-        if ran.load(Ordering::Relaxed) {
-            let mut flights = l.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            if flights.get(&flight_key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                flights.remove(&flight_key);
-            }
-        } else if matches!(outcome, Ok(None)) {
+        if !ran.load(Ordering::Relaxed) && matches!(outcome, Ok(None)) {
             // This attempt shared a run that failed: it counts as a failure of its own.
             for (limiter, key) in &limits {
                 limiter.fail(key, now);
