@@ -397,3 +397,51 @@ async fn idle_keep_alive_connections_are_closed_after_the_timeout() {
     // Idle now: closed once the timeout passes (well within 30 s), not kept forever.
     assert!(closed(&mut sock, Duration::from_secs(30)).await);
 }
+
+/// One client address for every per-address limit: behind a trusted proxy, the last untrusted
+/// forwarded hop; from anyone else, forwarding headers count for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_follows_only_trusted_proxies() {
+    let s = Server::start_with(Options::default().env("KEYGATE_TRUSTED_PROXIES", "127.0.0.1/32")).await;
+    let from = |src: &str| {
+        reqwest::Client::builder()
+            .local_address(src.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let proxy = from("127.0.0.1");
+    let me = |c: &reqwest::Client, xff: &str, pw: &str| {
+        c.get(s.url("/v1/me"))
+            .header("X-Forwarded-For", xff.to_string())
+            .basic_auth("admin", Some(pw.to_string()))
+            .send()
+    };
+    // Through the proxy, 5 failures lock out (admin, 203.0.113.9) only.
+    for i in 0..5 {
+        let r = me(&proxy, "198.51.100.1, 203.0.113.9", &format!("wrong-{i}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = me(&proxy, "203.0.113.9", &s.admin_password).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let r = me(&proxy, "203.0.113.10", &s.admin_password).await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The client's own left-hand entries do not move it: the last untrusted hop decides.
+    let r = me(&proxy, "203.0.113.10, 203.0.113.9", &s.admin_password)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // From a peer that is not a trusted proxy, the header is ignored: 127.0.0.2 is its own client.
+    let r = me(&from("127.0.0.2"), "203.0.113.9", &s.admin_password).await.unwrap();
+    assert_eq!(r.status(), 200);
+    // /metrics answers loopback clients only: not a remote client behind the proxy.
+    let r = proxy
+        .get(s.url("/metrics"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(proxy.get(s.url("/metrics")).send().await.unwrap().status(), 200);
+}
