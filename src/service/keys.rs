@@ -458,6 +458,34 @@ impl Service {
         Ok(result)
     }
 
+    /// Every credential of the organization of `kind` (and of `owner`, if given) that `keep`
+    /// admits, in id order, read page by page.
+    pub(crate) async fn credentials_where(
+        &self,
+        org_id: Uuid,
+        kind: Kind,
+        owner: Option<Uuid>,
+        keep: impl Fn(&Credential) -> bool,
+    ) -> Result<Vec<Credential>> {
+        let mut out = vec![];
+        let mut after = None;
+        loop {
+            let f = CredentialFilter {
+                kind: Some(kind),
+                owner_id: owner,
+                after,
+                limit: MAX_PAGE,
+            };
+            let page = self.store.list_credentials(org_id, &f).await?;
+            let full = page.len() as u32 == MAX_PAGE;
+            after = page.last().map(|c| c.id);
+            out.extend(page.into_iter().filter(|c| keep(c)));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     /// One key of any kind: administrators see the organization's, users their own.
     pub async fn get_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {
         by.require(scope::ORG_READ)?;

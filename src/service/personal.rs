@@ -6,7 +6,6 @@ use crate::core::credential::{Code, Credential, Kind, VerifyContext, verdict};
 use crate::core::event::{aggregate, kind as ev};
 use crate::core::secret::{Purpose, ct_eq};
 use crate::error::{Error, Result};
-use crate::store::CredentialFilter;
 use chrono::{DateTime, Months, Utc};
 use serde_json::json;
 use uuid::Uuid;
@@ -152,23 +151,8 @@ impl Service {
     pub async fn list_personal_keys(&self, by: &Principal) -> Result<Vec<Credential>> {
         by.require(scope::ACCOUNT_READ)?;
         let owner = Self::personal_owner(by)?;
-        let mut out = vec![];
-        let mut after = None;
-        loop {
-            let f = CredentialFilter {
-                kind: Some(Kind::Personal),
-                owner_id: Some(owner),
-                after,
-                limit: super::MAX_PAGE,
-            };
-            let page = self.store.list_credentials(by.org_id, &f).await?;
-            let full = page.len() as u32 == super::MAX_PAGE;
-            after = page.last().map(|c| c.id);
-            out.extend(page.into_iter().filter(|c| c.revoked_at.is_none()));
-            if !full {
-                return Ok(out);
-            }
-        }
+        self.credentials_where(by.org_id, Kind::Personal, Some(owner), |c| c.revoked_at.is_none())
+            .await
     }
 
     /// One of the caller's own live personal keys; anything else is "not found".

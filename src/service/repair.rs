@@ -10,12 +10,10 @@ use super::Service;
 use super::collective::is_collective;
 use super::personal::{CATALOGUE, MAX_LIFETIME_MONTHS};
 use super::share::iso;
-use super::validate::MAX_PAGE;
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{aggregate, kind as ev};
 use crate::core::share;
 use crate::error::Result;
-use crate::store::CredentialFilter;
 use chrono::{DateTime, Months, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -132,23 +130,8 @@ impl Service {
     }
 
     async fn live_keys(&self, org_id: Uuid, kind: Kind) -> Result<Vec<Credential>> {
-        let mut out = vec![];
-        let mut after = None;
-        loop {
-            let f = CredentialFilter {
-                kind: Some(kind),
-                owner_id: None,
-                after,
-                limit: MAX_PAGE,
-            };
-            let page = self.store.list_credentials(org_id, &f).await?;
-            let full = page.len() as u32 == MAX_PAGE;
-            after = page.last().map(|c| c.id);
-            out.extend(page.into_iter().filter(|c| c.revoked_at.is_none()));
-            if !full {
-                return Ok(out);
-            }
-        }
+        self.credentials_where(org_id, kind, None, |c| c.revoked_at.is_none())
+            .await
     }
 
     /// Revoke one key with an event that says why; true when this call revoked it.

@@ -7,7 +7,7 @@
 //! manages the locks they own (B2C). Another organization's lock does not exist for the caller.
 
 use super::keys::Verification;
-use super::validate::{MAX_PAGE, MAX_USES, validate_name};
+use super::validate::{MAX_USES, validate_name};
 use super::{Principal, Service};
 use crate::core::credential::{Code, Credential, Kind, VerifyContext, verdict};
 use crate::core::event::{NewEvent, aggregate, kind as ev};
@@ -15,7 +15,7 @@ use crate::core::secret::{self, Purpose};
 use crate::core::share::{self, PUBLIC, Schedule, USER_WHITELIST};
 use crate::error::{Error, Result};
 use crate::model::Lock;
-use crate::store::{ConsumeOutcome, CredentialFilter};
+use crate::store::ConsumeOutcome;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -464,23 +464,7 @@ impl Service {
         owner: Option<Uuid>,
         keep: impl Fn(&Credential) -> bool,
     ) -> Result<Vec<Credential>> {
-        let mut out = vec![];
-        let mut after = None;
-        loop {
-            let f = CredentialFilter {
-                kind: Some(Kind::Share),
-                owner_id: owner,
-                after,
-                limit: MAX_PAGE,
-            };
-            let page = self.store.list_credentials(org_id, &f).await?;
-            let full = page.len() as u32 == MAX_PAGE;
-            after = page.last().map(|c| c.id);
-            out.extend(page.into_iter().filter(|c| keep(c)));
-            if !full {
-                break;
-            }
-        }
+        let mut out = self.credentials_where(org_id, Kind::Share, owner, keep).await?;
         out.sort_by_key(|c| c.created_at);
         Ok(out)
     }

@@ -8,7 +8,6 @@ use crate::core::credential::{Code, Credential, Kind, VerifyContext, verdict};
 use crate::core::event::{aggregate, kind as ev};
 use crate::core::secret::{Purpose, ct_eq};
 use crate::error::{Error, Result};
-use crate::store::CredentialFilter;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -207,27 +206,14 @@ impl Service {
         person_id: i32,
     ) -> Result<usize> {
         by.require(scope::ORG_WRITE)?;
-        let mut doomed = vec![];
-        let mut after = None;
-        loop {
-            let f = CredentialFilter {
-                kind: Some(Kind::Temporary),
-                owner_id: None,
-                after,
-                limit: super::MAX_PAGE,
-            };
-            let page = self.store.list_credentials(by.org_id, &f).await?;
-            let full = page.len() as u32 == super::MAX_PAGE;
-            after = page.last().map(|c| c.id);
-            doomed.extend(
-                page.into_iter()
-                    .filter(|c| c.revoked_at.is_none() && subject_of(c).0 == domain && subject_of(c).2 == person_id)
-                    .map(|c| c.id),
-            );
-            if !full {
-                break;
-            }
-        }
+        let doomed: Vec<_> = self
+            .credentials_where(by.org_id, Kind::Temporary, None, |c| {
+                c.revoked_at.is_none() && subject_of(c).0 == domain && subject_of(c).2 == person_id
+            })
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         for id in &doomed {
             let e = self.event(
                 by.org_id,
