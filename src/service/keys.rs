@@ -437,9 +437,9 @@ impl Service {
                 }
                 self.use_share_credential(by, c, user).await?
             }
-            _ => {
+            found => {
                 by.require(scope::ORG_WRITE)?;
-                let c = self.get_key(by, id).await?;
+                let c = Self::manageable(by, found)?;
                 let ctx = VerifyContext {
                     org_id: by.org_id,
                     scope,
@@ -488,12 +488,13 @@ impl Service {
 
     /// One key of any kind: administrators see the organization's, users their own.
     pub async fn get_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {
+        Self::manageable(by, self.store.get_credential(by.org_id, id).await?)
+    }
+
+    /// A credential already read from the caller's organization, if the caller may see it.
+    fn manageable(by: &Principal, found: Option<Credential>) -> Result<Credential> {
         by.require(scope::ORG_READ)?;
-        self.store
-            .get_credential(by.org_id, id)
-            .await?
-            .filter(|c| by.may_manage(c))
-            .ok_or(Error::NotFound("key"))
+        found.filter(|c| by.may_manage(c)).ok_or(Error::NotFound("key"))
     }
 
     pub async fn list_keys(&self, by: &Principal, mut f: CredentialFilter) -> Result<Vec<Credential>> {
@@ -524,9 +525,9 @@ impl Service {
                     .await?
                     .ok_or(Error::NotFound("key"))
             }
-            _ => {
+            found => {
                 by.require(scope::ORG_WRITE)?;
-                self.get_key(by, id).await?;
+                Self::manageable(by, found)?;
                 let now = self.now();
                 let e = self.event(by.org_id, aggregate::KEY, id, ev::KEY_REVOKED, json!({}), &by.actor);
                 self.store
