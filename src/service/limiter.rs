@@ -33,51 +33,53 @@ impl FailureLimiter {
     /// [`Self::forgive`] takes it back.
     pub fn attempt(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(q) = map.get_mut(key) {
-            while q.front().is_some_and(|t| *t + self.window <= now) {
-                q.pop_front();
-            }
-            if q.len() >= self.max as usize {
-                let oldest = q.front().copied().unwrap_or(now);
-                return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
-            }
-        } else if map.len() >= MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| *t + window > now));
-            if map.len() >= MAX_KEYS {
-                // Still full of live entries: drop an arbitrary one rather than grow without bound.
-                if let Some(k) = map.keys().next().cloned() {
-                    map.remove(&k);
-                }
-            }
+        if let Some(wait) = map.get(key).and_then(|q| self.wait(q, now)) {
+            return Some(wait);
         }
-        map.entry(key.to_string()).or_default().push_back(now);
+        self.make_room(&mut map, key, now);
+        let q = map.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| *t + self.window <= now) {
+            q.pop_front();
+        }
+        q.push_back(now);
         None
     }
 
     /// Is `key` blocked at `now`? `Some(retry_after_secs)` if so; counts nothing.
     pub fn blocked(&self, key: &str, now: DateTime<Utc>) -> Option<u64> {
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let q = map.get(key)?;
-        let live: Vec<_> = q.iter().filter(|t| **t + self.window > now).collect();
-        if live.len() >= self.max as usize {
-            let oldest = live.first().map(|t| **t).unwrap_or(now);
-            return Some((oldest + self.window - now).num_seconds().max(0) as u64 + 1);
+        map.get(key).and_then(|q| self.wait(q, now))
+    }
+
+    /// Seconds until the failures `q` (oldest first) stop blocking at `now`, if they block.
+    fn wait(&self, q: &VecDeque<DateTime<Utc>>, now: DateTime<Utc>) -> Option<u64> {
+        let first_live = q.iter().position(|t| *t + self.window > now)?;
+        if q.len() - first_live < self.max as usize {
+            return None;
         }
-        None
+        Some((q[first_live] + self.window - now).num_seconds().max(0) as u64 + 1)
+    }
+
+    /// Before `key` gets an entry: keep the number of keys under [`MAX_KEYS`], dropping stale
+    /// keys first and, when every key is live, an arbitrary one rather than grow without bound.
+    fn make_room(&self, map: &mut HashMap<String, VecDeque<DateTime<Utc>>>, key: &str, now: DateTime<Utc>) {
+        if map.contains_key(key) || map.len() < MAX_KEYS {
+            return;
+        }
+        let window = self.window;
+        map.retain(|_, q| q.back().is_some_and(|t| *t + window > now));
+        if map.len() >= MAX_KEYS {
+            if let Some(k) = map.keys().next().cloned() {
+                map.remove(&k);
+            }
+        }
     }
 
     /// Count one failure of `key` at `now`, whatever the count (an attempt that shared another's
     /// failed run).
     pub fn fail(&self, key: &str, now: DateTime<Utc>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(key) && map.len() >= MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| *t + window > now));
-            if map.len() >= MAX_KEYS {
-                return;
-            }
-        }
+        self.make_room(&mut map, key, now);
         let q = map.entry(key.to_string()).or_default();
         q.push_back(now);
         // A key never needs more entries than it takes to block it.
@@ -152,6 +154,23 @@ mod tests {
         assert!(l.attempt("other", t0).is_none());
         assert!(l.attempt("u", t0 + Duration::seconds(59)).is_some());
         assert!(l.attempt("u", t0 + Duration::seconds(60)).is_none());
+    }
+
+    #[test]
+    fn blocked_counts_nothing_and_shared_failures_count() {
+        let l = FailureLimiter::new(2, Duration::seconds(60));
+        let t0 = Utc::now();
+        assert_eq!(l.blocked("k", t0), None);
+        l.fail("k", t0);
+        assert_eq!(l.blocked("k", t0), None);
+        assert_eq!(l.blocked("k", t0), None, "asking counts nothing");
+        l.fail("k", t0 + Duration::seconds(10));
+        assert_eq!(l.blocked("k", t0 + Duration::seconds(10)), Some(51));
+        assert!(l.attempt("k", t0 + Duration::seconds(10)).is_some());
+        // The first failure leaves the window: one live failure, not blocked.
+        assert_eq!(l.blocked("k", t0 + Duration::seconds(60)), None);
+        l.forget_until("k", t0 + Duration::seconds(10));
+        assert_eq!(l.attempt("k", t0 + Duration::seconds(11)), None);
     }
 
     #[test]
