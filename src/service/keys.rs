@@ -66,6 +66,14 @@ fn not_for(kind: Kind, field: &str, present: bool) -> Result<()> {
     Ok(())
 }
 
+/// A kind whose keys belong to whoever creates them: an `owner` other than the caller is refused.
+fn caller_owns(by: &Principal, owner: Option<Uuid>, why: &str) -> Result<()> {
+    if owner.is_some_and(|o| Some(o) != by.user_id) {
+        return Err(Error::Forbidden(why.into()));
+    }
+    Ok(())
+}
+
 /// The only members a JSON object may have, for the `subject` and `metadata` of a kind.
 fn object_with(field: &str, v: &Value, allowed: &[&str]) -> Result<serde_json::Map<String, Value>> {
     match v {
@@ -135,11 +143,7 @@ impl Service {
     /// A personal key through the native route: the Tedee route's rule, for the caller itself
     /// only (a personal key acts as its owner, so nobody makes one for somebody else).
     async fn create_personal_key_native(&self, by: &Principal, req: NewKey) -> Result<(Credential, String)> {
-        if req.owner_id.is_some_and(|o| Some(o) != by.user_id) {
-            return Err(Error::Forbidden(
-                "personal access keys are created only by their owner".into(),
-            ));
-        }
+        caller_owns(by, req.owner_id, "personal access keys are created only by their owner")?;
         let k = Kind::Personal;
         not_for(k, "not_before", req.not_before.is_some())?;
         not_for(k, "max_uses", req.max_uses.is_some())?;
@@ -161,11 +165,11 @@ impl Service {
     /// person_id}`, `metadata` may hold `payload`, and `expires_at` is required.
     async fn create_temporary_key_native(&self, by: &Principal, req: NewKey) -> Result<(Credential, String)> {
         let k = Kind::Temporary;
-        if req.owner_id.is_some_and(|o| Some(o) != by.user_id) {
-            return Err(Error::Forbidden(
-                "a temporary key belongs to the caller that creates it".into(),
-            ));
-        }
+        caller_owns(
+            by,
+            req.owner_id,
+            "a temporary key belongs to the caller that creates it",
+        )?;
         not_for(k, "scopes", !req.scopes.is_empty())?;
         not_for(k, "not_before", req.not_before.is_some())?;
         not_for(k, "max_uses", req.max_uses.is_some())?;
@@ -208,11 +212,7 @@ impl Service {
     /// with `POST /temp-keys`.
     async fn create_share_key_native(&self, by: &Principal, req: NewKey) -> Result<Credential> {
         let k = Kind::Share;
-        if req.owner_id.is_some_and(|o| Some(o) != by.user_id) {
-            return Err(Error::Forbidden(
-                "a share key belongs to the caller that creates it".into(),
-            ));
-        }
+        caller_owns(by, req.owner_id, "a share key belongs to the caller that creates it")?;
         not_for(k, "scopes", !req.scopes.is_empty())?;
         let subject = object_with("subject", &req.subject, &["lock_id", "schedule"])?;
         let lock_id = int_member(&subject, "subject", "lock_id", true)?.unwrap_or_default();
