@@ -36,6 +36,22 @@ pub fn check_policy(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// One argon2 run into `out`, with `blocks` (grown to the cost's size once, then reused) as its
+/// memory.
+fn run(
+    blocks: &mut Vec<Block>,
+    argon2: &Argon2<'_>,
+    n_blocks: usize,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    if blocks.len() < n_blocks {
+        blocks.resize(n_blocks, Block::new());
+    }
+    argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..n_blocks])
+}
+
 /// A fresh PHC string for `password` (argon2id, default cost), using `blocks` as argon2's memory.
 fn hash_with(blocks: &mut Vec<Block>, password: &[u8]) -> Result<String> {
     let params = Params::default();
@@ -46,12 +62,8 @@ fn hash_with(blocks: &mut Vec<Block>, password: &[u8]) -> Result<String> {
         .decode_b64(&mut salt_buf)
         .map_err(|e| Error::internal(format!("salt: {e}")))?;
     let mut out = [0u8; 32];
-    let n = params.block_count();
-    if blocks.len() < n {
-        blocks.resize(n, Block::new());
-    }
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password_into_with_memory(password, salt_bytes, &mut out, &mut blocks[..n])
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    run(blocks, &argon2, params.block_count(), password, salt_bytes, &mut out)
         .map_err(|e| Error::internal(format!("password hashing failed: {e}")))?;
     let phc = PasswordHash {
         algorithm: Ident::new("argon2id").map_err(Error::internal)?,
@@ -81,14 +93,9 @@ fn verify_with(blocks: &mut Vec<Block>, password: &[u8], phc: &str) -> bool {
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
-    let n = params.block_count();
-    if blocks.len() < n {
-        blocks.resize(n, Block::new());
-    }
     let mut out = vec![0u8; expected.len()];
-    Argon2::new(alg, version, params)
-        .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..n])
-        .is_ok()
+    let n = params.block_count();
+    run(blocks, &Argon2::new(alg, version, params), n, password, salt, &mut out).is_ok()
         && ct_eq(&out, expected.as_bytes())
 }
 
