@@ -143,7 +143,7 @@ fn surface_routes() -> Vec<Entry> {
             delete(tedee::delete),
         ),
         ("ANY", "/api/{version}/my/{*rest}", "tedee", any(tedee::not_found)),
-        // SuperOffice Person agent (REST) and Services86 SOAP.
+        // SuperOffice Person agent (REST) and Services86 SOAP, and ticket login.
         (
             "POST",
             "/api/v1/Agents/Person/{method}",
@@ -173,6 +173,25 @@ fn surface_routes() -> Vec<Entry> {
             "/Remote/Services86/SoPrincipal.svc",
             "superoffice",
             get(superoffice::soap::principal_wsdl),
+        ),
+        // SuperOffice ForeignSystem agent (REST) and Services86 SOAP.
+        (
+            "POST",
+            "/api/v1/Agents/ForeignSystem/{method}",
+            "superoffice",
+            post(superoffice::rest::foreign_system),
+        ),
+        (
+            "POST",
+            "/Remote/Services86/ForeignSystem.svc",
+            "superoffice",
+            post(superoffice::soap::foreign_system),
+        ),
+        (
+            "GET",
+            "/Remote/Services86/ForeignSystem.svc",
+            "superoffice",
+            get(superoffice::soap::foreign_system_wsdl),
         ),
         // SmartphoneKey lock temp keys.
         (

@@ -3,6 +3,7 @@
 
 pub mod credential;
 pub mod event;
+pub mod foreign;
 pub mod net;
 pub mod secret;
 pub mod share;

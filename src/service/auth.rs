@@ -26,6 +26,8 @@ impl Service {
             is_admin: user.is_admin,
             is_system_admin: user.is_admin && org.is_system,
             actor: format!("user:{}", user.id),
+            name: user.username.clone(),
+            person_id: user.person_id,
             method,
             scopes: None,
             valid_until: None,
@@ -102,6 +104,8 @@ impl Service {
             // Organization API keys administer their own organization only.
             is_system_admin: false,
             actor: format!("api_key:{}", k.id),
+            name: k.name.clone(),
+            person_id: None,
             method: AuthMethod::ApiKey,
             scopes: None,
             valid_until: None,

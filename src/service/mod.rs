@@ -12,6 +12,7 @@
 //! | `temporary.rs` | SuperOffice temporary keys |
 //! | `share.rs` | locks and their share keys (SmartphoneKey temp keys) |
 //! | `collective.rs` | collective keys over several doors |
+//! | `foreign.rs` | the ForeignSystem mapping store: applications, devices, foreign keys |
 //! | `guest.rs` | the public side: guest links and PIN entry, before any organization is known |
 //! | `events.rs` | the audit feed |
 //! | `repair.rs` | start-up repair: revoke keys that break their kind's rule |
@@ -21,6 +22,7 @@
 mod auth;
 pub mod collective;
 mod events;
+pub mod foreign;
 mod guest;
 pub mod jwt;
 mod keys;

@@ -29,6 +29,10 @@ pub struct Principal {
     pub is_system_admin: bool,
     /// For the audit log: `user:<uuid>` or `api_key:<uuid>`.
     pub actor: String,
+    /// How records show who wrote them: the user's name, or the organization API key's name.
+    pub name: String,
+    /// The user's person id (SuperOffice surfaces).
+    pub person_id: Option<i64>,
     pub method: AuthMethod,
     /// `Some` when authenticated by a personal access key: only these scopes are granted.
     pub scopes: Option<Vec<String>>,

@@ -17,11 +17,16 @@
 //! - [`Store::get_org`], [`Store::get_org_by_name`], [`Store::list_orgs`]: organizations
 //!   themselves (the caller's own, or any for a system administrator and the CLI).
 
+pub mod foreign_postgres;
+pub mod foreign_sqlite;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
+use crate::core::foreign::{
+    DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
+};
 use crate::error::Result;
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
@@ -147,6 +152,72 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Pre-tenancy: a lock by id in any organization (an entrance panel's `open-with-pin`).
     async fn find_lock(&self, id: i64) -> Result<Option<Lock>>;
     async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>>;
+
+    // --- the ForeignSystem mapping store (see `core::foreign` for how rows are identified).
+    // Every method is scoped to one organization: reads take `org_id`, writes `stamp.org_id`.
+    // Each write appends its events (built by `core::foreign`) in its own transaction.
+    async fn get_foreign_app(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignApp>>;
+    async fn get_foreign_app_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<ForeignApp>>;
+    /// Create an application (`id == 0`) or rename one. `None` (nothing written) when `id` names
+    /// no application of the organization; `Conflict` when the name is taken.
+    async fn save_foreign_app(&self, id: i32, name: &str, stamp: &Stamp) -> Result<Option<ForeignApp>>;
+    /// Delete an application with its devices and keys; false when there is none.
+    async fn delete_foreign_app(&self, id: i32, stamp: &Stamp) -> Result<bool>;
+    async fn list_foreign_devices(&self, org_id: Uuid, app_id: i32) -> Result<Vec<ForeignDevice>>;
+    async fn get_foreign_device(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignDevice>>;
+    async fn get_foreign_device_at(&self, org_id: Uuid, path: &DevicePath) -> Result<Option<ForeignDevice>>;
+    /// Add or save a device of the application named `app`. By path, the application and the
+    /// device are created when missing; an existing one is left as it is when `touch` is false,
+    /// else stamped as updated (and renamed to `rename`). By id, the device must belong to that
+    /// application: `None` (nothing written) otherwise.
+    async fn save_foreign_device(
+        &self,
+        app: &str,
+        target: &DeviceTarget,
+        rename: Option<(&str, &str)>,
+        touch: bool,
+        stamp: &Stamp,
+    ) -> Result<Option<ForeignDevice>>;
+    /// Delete a device of the application named `app` with its keys; false when there is none.
+    async fn delete_foreign_device(&self, app: &str, target: &DeviceTarget, stamp: &Stamp) -> Result<bool>;
+    /// A device's keys matching `filter`, oldest first, at most `limit`.
+    async fn list_foreign_keys(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        filter: &KeyFilter,
+        limit: u32,
+    ) -> Result<Vec<ForeignKey>>;
+    /// Every key of an application's devices, oldest first, at most `limit`.
+    async fn list_app_foreign_keys(&self, org_id: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>>;
+    /// The oldest key of a device with this name and exactly this value (and table, when given).
+    async fn get_foreign_key_by_value(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        key_name: &str,
+        value: &str,
+        table_name: Option<&str>,
+    ) -> Result<Option<ForeignKey>>;
+    /// The keys on one record of one table, with their application's and device's names.
+    async fn foreign_keys_on_entity(
+        &self,
+        org_id: Uuid,
+        table_name: &str,
+        record_id: i32,
+        limit: u32,
+    ) -> Result<Vec<(String, String, ForeignKey)>>;
+    /// Add or save a key at `path` (creating the application and device when missing). Add
+    /// answers `Conflict` (nothing written) when the address is taken; Save updates its value.
+    async fn save_foreign_key(
+        &self,
+        path: &DevicePath,
+        key: &KeyWrite,
+        mode: KeyMode,
+        stamp: &Stamp,
+    ) -> Result<ForeignKey>;
+    /// Delete the keys of the device at `path` that match `filter`; returns how many.
+    async fn delete_foreign_keys(&self, path: &DevicePath, filter: &KeyFilter, stamp: &Stamp) -> Result<u64>;
 
     // --- events
     /// Append an event that records no change of state (the start-up repair's completion).

@@ -16,10 +16,14 @@
 //! A database that cannot be reached answers [`Error::Unavailable`] (503) within the pool's
 //! acquire timeout; the pool reconnects by itself when the database returns.
 
+use super::foreign_postgres as f;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
 use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
+use crate::core::foreign::{
+    DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
+};
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
@@ -88,7 +92,7 @@ impl PgStore {
     }
 }
 
-fn time_col(row: &PgRow, col: &str) -> Result<DateTime<Utc>> {
+pub(super) fn time_col(row: &PgRow, col: &str) -> Result<DateTime<Utc>> {
     Ok(from_micros(row.try_get::<i64, _>(col)?))
 }
 
@@ -206,7 +210,7 @@ fn event_from(row: &PgRow) -> Result<Event> {
 /// Append an event with the next version of its aggregate, inside the caller's transaction;
 /// returns that version. Takes [`EVENTS_LOCK`] first (re-entrant within the transaction), so
 /// concurrent writers of one aggregate, from any node, append one after the other.
-async fn append(tx: &mut Transaction<'_, Postgres>, e: &NewEvent) -> Result<i64> {
+pub(super) async fn append(tx: &mut Transaction<'_, Postgres>, e: &NewEvent) -> Result<i64> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(EVENTS_LOCK)
         .execute(&mut **tx)
@@ -817,6 +821,98 @@ impl Store for PgStore {
             .iter()
             .map(lock_from)
             .collect()
+    }
+
+    async fn get_foreign_app(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignApp>> {
+        f::get_app(&self.pool, org_id, id).await
+    }
+
+    async fn get_foreign_app_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<ForeignApp>> {
+        f::get_app_by_name(&self.pool, org_id, name).await
+    }
+
+    async fn save_foreign_app(&self, id: i32, name: &str, stamp: &Stamp) -> Result<Option<ForeignApp>> {
+        f::save_app(&self.pool, id, name, stamp).await
+    }
+
+    async fn delete_foreign_app(&self, id: i32, stamp: &Stamp) -> Result<bool> {
+        f::delete_app(&self.pool, id, stamp).await
+    }
+
+    async fn list_foreign_devices(&self, org_id: Uuid, app_id: i32) -> Result<Vec<ForeignDevice>> {
+        f::list_devices(&self.pool, org_id, app_id).await
+    }
+
+    async fn get_foreign_device(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
+        f::get_device(&self.pool, org_id, id).await
+    }
+
+    async fn get_foreign_device_at(&self, org_id: Uuid, path: &DevicePath) -> Result<Option<ForeignDevice>> {
+        f::get_device_at(&self.pool, org_id, path).await
+    }
+
+    async fn save_foreign_device(
+        &self,
+        app: &str,
+        target: &DeviceTarget,
+        rename: Option<(&str, &str)>,
+        touch: bool,
+        stamp: &Stamp,
+    ) -> Result<Option<ForeignDevice>> {
+        f::save_device(&self.pool, app, target, rename, touch, stamp).await
+    }
+
+    async fn delete_foreign_device(&self, app: &str, target: &DeviceTarget, stamp: &Stamp) -> Result<bool> {
+        f::delete_device(&self.pool, app, target, stamp).await
+    }
+
+    async fn list_foreign_keys(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        filter: &KeyFilter,
+        limit: u32,
+    ) -> Result<Vec<ForeignKey>> {
+        f::list_keys(&self.pool, org_id, device_id, filter, limit).await
+    }
+
+    async fn list_app_foreign_keys(&self, org_id: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {
+        f::list_app_keys(&self.pool, org_id, app_id, limit).await
+    }
+
+    async fn get_foreign_key_by_value(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        key_name: &str,
+        value: &str,
+        table_name: Option<&str>,
+    ) -> Result<Option<ForeignKey>> {
+        f::key_by_value(&self.pool, org_id, device_id, key_name, value, table_name).await
+    }
+
+    async fn foreign_keys_on_entity(
+        &self,
+        org_id: Uuid,
+        table_name: &str,
+        record_id: i32,
+        limit: u32,
+    ) -> Result<Vec<(String, String, ForeignKey)>> {
+        f::keys_on_entity(&self.pool, org_id, table_name, record_id, limit).await
+    }
+
+    async fn save_foreign_key(
+        &self,
+        path: &DevicePath,
+        key: &KeyWrite,
+        mode: KeyMode,
+        stamp: &Stamp,
+    ) -> Result<ForeignKey> {
+        f::save_key(&self.pool, path, key, mode, stamp).await
+    }
+
+    async fn delete_foreign_keys(&self, path: &DevicePath, filter: &KeyFilter, stamp: &Stamp) -> Result<u64> {
+        f::delete_keys(&self.pool, path, filter, stamp).await
     }
 
     async fn append_event(&self, event: &NewEvent) -> Result<i64> {

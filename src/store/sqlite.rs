@@ -5,10 +5,14 @@
 //! against a running server's file) wait on the busy timeout. Reads use their own pool and are
 //! never blocked by the writer in WAL mode.
 
+use super::foreign_sqlite as f;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
 use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
+use crate::core::foreign::{
+    DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
+};
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
@@ -101,17 +105,17 @@ fn private_files(path: &std::path::Path) {
     let _ = path;
 }
 
-fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+pub(super) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(Error::internal)
 }
 
-fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+pub(super) fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
     let s: Option<String> = row.try_get(col)?;
     s.map(|s| Uuid::parse_str(&s).map_err(Error::internal)).transpose()
 }
 
-fn time_col(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
+pub(super) fn time_col(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
     Ok(from_micros(row.try_get::<i64, _>(col)?))
 }
 
@@ -228,7 +232,7 @@ fn event_from(row: &SqliteRow) -> Result<Event> {
 
 /// Append an event with the next version of its aggregate, inside the caller's transaction;
 /// returns that version.
-async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<i64> {
+pub(super) async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<i64> {
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
          SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3 \
@@ -813,6 +817,98 @@ impl Store for SqliteStore {
             .iter()
             .map(lock_from)
             .collect()
+    }
+
+    async fn get_foreign_app(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignApp>> {
+        f::get_app(&self.reader, org_id, id).await
+    }
+
+    async fn get_foreign_app_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<ForeignApp>> {
+        f::get_app_by_name(&self.reader, org_id, name).await
+    }
+
+    async fn save_foreign_app(&self, id: i32, name: &str, stamp: &Stamp) -> Result<Option<ForeignApp>> {
+        f::save_app(&self.writer, id, name, stamp).await
+    }
+
+    async fn delete_foreign_app(&self, id: i32, stamp: &Stamp) -> Result<bool> {
+        f::delete_app(&self.writer, id, stamp).await
+    }
+
+    async fn list_foreign_devices(&self, org_id: Uuid, app_id: i32) -> Result<Vec<ForeignDevice>> {
+        f::list_devices(&self.reader, org_id, app_id).await
+    }
+
+    async fn get_foreign_device(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
+        f::get_device(&self.reader, org_id, id).await
+    }
+
+    async fn get_foreign_device_at(&self, org_id: Uuid, path: &DevicePath) -> Result<Option<ForeignDevice>> {
+        f::get_device_at(&self.reader, org_id, path).await
+    }
+
+    async fn save_foreign_device(
+        &self,
+        app: &str,
+        target: &DeviceTarget,
+        rename: Option<(&str, &str)>,
+        touch: bool,
+        stamp: &Stamp,
+    ) -> Result<Option<ForeignDevice>> {
+        f::save_device(&self.writer, app, target, rename, touch, stamp).await
+    }
+
+    async fn delete_foreign_device(&self, app: &str, target: &DeviceTarget, stamp: &Stamp) -> Result<bool> {
+        f::delete_device(&self.writer, app, target, stamp).await
+    }
+
+    async fn list_foreign_keys(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        filter: &KeyFilter,
+        limit: u32,
+    ) -> Result<Vec<ForeignKey>> {
+        f::list_keys(&self.reader, org_id, device_id, filter, limit).await
+    }
+
+    async fn list_app_foreign_keys(&self, org_id: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {
+        f::list_app_keys(&self.reader, org_id, app_id, limit).await
+    }
+
+    async fn get_foreign_key_by_value(
+        &self,
+        org_id: Uuid,
+        device_id: i32,
+        key_name: &str,
+        value: &str,
+        table_name: Option<&str>,
+    ) -> Result<Option<ForeignKey>> {
+        f::key_by_value(&self.reader, org_id, device_id, key_name, value, table_name).await
+    }
+
+    async fn foreign_keys_on_entity(
+        &self,
+        org_id: Uuid,
+        table_name: &str,
+        record_id: i32,
+        limit: u32,
+    ) -> Result<Vec<(String, String, ForeignKey)>> {
+        f::keys_on_entity(&self.reader, org_id, table_name, record_id, limit).await
+    }
+
+    async fn save_foreign_key(
+        &self,
+        path: &DevicePath,
+        key: &KeyWrite,
+        mode: KeyMode,
+        stamp: &Stamp,
+    ) -> Result<ForeignKey> {
+        f::save_key(&self.writer, path, key, mode, stamp).await
+    }
+
+    async fn delete_foreign_keys(&self, path: &DevicePath, filter: &KeyFilter, stamp: &Stamp) -> Result<u64> {
+        f::delete_keys(&self.writer, path, filter, stamp).await
     }
 
     async fn append_event(&self, event: &NewEvent) -> Result<i64> {

@@ -14,9 +14,11 @@ pub enum Raw {
     Null,
     Text(String),
     Json(Value),
+    /// A carrier from XML (an element with children) or from `Name.Field` form fields.
+    Nested(Args),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Args(Vec<(String, Raw)>);
 
 impl Args {
@@ -41,6 +43,8 @@ impl Args {
                         c.name.clone(),
                         if c.is_nil() {
                             Raw::Null
+                        } else if !c.children.is_empty() {
+                            Raw::Nested(Args::from_xml(c))
                         } else {
                             Raw::Text(c.text.clone())
                         },
@@ -50,8 +54,70 @@ impl Args {
         )
     }
 
+    /// Form fields; `Carrier.Field` names (ASP.NET's form binding) make a nested carrier.
     pub fn from_form(pairs: Vec<(String, String)>) -> Args {
-        Args(pairs.into_iter().map(|(k, v)| (k, Raw::Text(v))).collect())
+        let mut out: Vec<(String, Raw)> = vec![];
+        for (k, v) in pairs {
+            match k.split_once('.') {
+                Some((outer, inner)) if !outer.is_empty() && !inner.is_empty() => {
+                    let slot = out
+                        .iter()
+                        .position(|(n, r)| n.eq_ignore_ascii_case(outer) && matches!(r, Raw::Nested(_)));
+                    let i = match slot {
+                        Some(i) => i,
+                        None => {
+                            out.push((outer.to_string(), Raw::Nested(Args::default())));
+                            out.len() - 1
+                        }
+                    };
+                    if let Raw::Nested(a) = &mut out[i].1 {
+                        a.0.push((inner.to_string(), Raw::Text(v)));
+                    }
+                }
+                _ => out.push((k, Raw::Text(v))),
+            }
+        }
+        Args(out)
+    }
+
+    /// Set a parameter the REST agent reads from the query string: whatever the body said of
+    /// it is dropped, and the query's value (names matched without regard to case) is used.
+    pub fn set_from_query(&mut self, name: &str, query: Option<&str>) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some((_, v)) = query
+            .into_iter()
+            .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            self.0.push((name.to_string(), Raw::Text(v.into_owned())));
+        }
+    }
+
+    /// A carrier parameter: `None` when absent or null.
+    pub fn carrier(&self, op: &Operation, name: &str) -> Result<Option<Args>> {
+        let p = Self::param(op, name)?;
+        let what = match p.ty {
+            Ty::Carrier(c) => c.name,
+            _ => "object",
+        };
+        match self.present(p)? {
+            None => Ok(None),
+            Some(Raw::Nested(a)) => Ok(Some(a.clone())),
+            Some(Raw::Json(v @ Value::Object(_))) => Ok(Some(Args::from_json(v.clone())?)),
+            Some(Raw::Text(t)) if t.trim().is_empty() => Ok(Some(Args::default())),
+            Some(_) => Err(Error::invalid(p.name, format!("must be a {what} object"))),
+        }
+    }
+
+    /// A carrier's string field (the carrier's own reader: no operation declares it).
+    pub fn field_string(&self, carrier: &str, name: &'static str) -> Result<Option<String>> {
+        self.string_of(&field_param(name, Ty::String))
+            .map_err(|e| nest(e, carrier))
+    }
+
+    /// A carrier's int32 field; absent or null is 0.
+    pub fn field_int(&self, carrier: &str, name: &'static str) -> Result<i32> {
+        self.int_of(&field_param(name, Ty::Int)).map_err(|e| nest(e, carrier))
     }
 
     fn raw(&self, name: &str) -> Option<&Raw> {
@@ -76,7 +142,10 @@ impl Args {
 
     /// An int32; absent or null is 0 unless required.
     pub fn int(&self, op: &Operation, name: &str) -> Result<i32> {
-        let p = Self::param(op, name)?;
+        self.int_of(Self::param(op, name)?)
+    }
+
+    fn int_of(&self, p: &Param) -> Result<i32> {
         debug_assert_eq!(p.ty, Ty::Int);
         let bad = || Error::invalid(p.name, "must be a whole number between -2147483648 and 2147483647");
         match self.present(p)? {
@@ -94,7 +163,10 @@ impl Args {
     }
 
     pub fn string(&self, op: &Operation, name: &str) -> Result<Option<String>> {
-        let p = Self::param(op, name)?;
+        self.string_of(Self::param(op, name)?)
+    }
+
+    fn string_of(&self, p: &Param) -> Result<Option<String>> {
         match self.present(p)? {
             None => Ok(None),
             Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => Ok(Some(s.clone())),
@@ -122,6 +194,26 @@ impl Args {
             Some(_) => return Err(Error::invalid(p.name, "must be a date and time string")),
         };
         parse_datetime(&text, local).ok_or_else(|| Error::invalid(p.name, "is not a valid date and time"))
+    }
+}
+
+fn field_param(name: &'static str, ty: Ty) -> Param {
+    Param {
+        name,
+        ty,
+        required: false,
+        query: false,
+    }
+}
+
+/// An error about a carrier's field names the carrier too (`ForeignKey.Value`).
+fn nest(e: Error, carrier: &str) -> Error {
+    match e {
+        Error::Invalid { field, message } => Error::Invalid {
+            field: format!("{carrier}.{field}"),
+            message,
+        },
+        other => other,
     }
 }
 

@@ -6,6 +6,8 @@
 //! zones, the error shapes) lives here once, for reuse by other agents.
 
 pub mod args;
+pub mod carrier;
+pub mod foreign;
 pub mod ops;
 pub mod render;
 pub mod rest;
@@ -133,6 +135,8 @@ pub struct Ctx {
     pub server_tz: Tz,
     /// Fingerprint of SO-AppToken / ApplicationToken.
     pub application: Option<String>,
+    /// `SO-TimeZone: <zone>, includeTZOffset`: dates in answers carry their offset.
+    pub include_offset: bool,
 }
 
 impl Ctx {
@@ -148,10 +152,26 @@ pub enum Answer {
     Str(String),
     Info(TemporaryKeyInfo),
     Void,
+    /// A carrier (a JSON map; see `carrier`).
+    Carrier(&'static ops::CarrierDef, serde_json::Value),
+    List(&'static ops::CarrierDef, Vec<serde_json::Value>),
+    /// A string-to-string dictionary, in order.
+    Dict(Vec<(String, String)>),
+    /// Nothing found: 200 with a null body (SOAP: a nil Response).
+    Null,
 }
 
-/// Run one Person agent operation. REST and SOAP both come here.
+/// Run one agent operation. REST and SOAP both come here.
 pub async fn execute(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: &Ctx) -> Result<Answer> {
+    match op.agent {
+        ops::Agent::ForeignSystem => foreign::execute(svc, p, op, args, ctx).await,
+        ops::Agent::Person => person(svc, p, op, args, ctx).await,
+        ops::Agent::SoPrincipal => Err(Error::internal("SoPrincipal runs before authentication")),
+    }
+}
+
+/// Run one Person agent operation.
+async fn person(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: &Ctx) -> Result<Answer> {
     match op.name {
         "CreateTemporaryKey" | "CreateTemporaryKeyWithPayload" => {
             let payload = if op.param("Payload").is_some() {

@@ -1,6 +1,7 @@
 //! Answers in JSON or XML (by Accept), `$select`, and the agent's error shapes.
 
-use super::{Answer, Lang, info_json};
+use super::ops::{Operation, Returns};
+use super::{Answer, Lang, carrier, info_json};
 use crate::api::xml::esc;
 use crate::error::Error;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -118,10 +119,98 @@ fn body(status: StatusCode, format: Format, text: String) -> Response {
     r
 }
 
+pub const ARRAYS_NS: &str = "http://schemas.microsoft.com/2003/10/Serialization/Arrays";
+
 /// Render an operation's answer.
-pub fn answer(a: Answer, format: Format, select: Option<&str>) -> Response {
+pub fn answer(op: &Operation, a: Answer, format: Format, select: Option<&str>) -> Response {
     match a {
         Answer::Void => StatusCode::NO_CONTENT.into_response(),
+        Answer::Null => match format {
+            Format::Json(_) => body(StatusCode::OK, format, "null".into()),
+            Format::Xml(_) => {
+                let root = match op.returns {
+                    Returns::Carrier(c) => c.name,
+                    _ => "string",
+                };
+                let ns = if root == "string" {
+                    SERIALIZATION_NS
+                } else {
+                    DATACONTRACT_NS
+                };
+                body(
+                    StatusCode::OK,
+                    format,
+                    format!("<{root} i:nil=\"true\" xmlns=\"{ns}\" xmlns:i=\"{XSI}\"/>"),
+                )
+            }
+        },
+        Answer::Carrier(def, mut v) => {
+            if let Some(sel) = select {
+                apply_select(&mut v, sel);
+            }
+            let mut out = String::new();
+            match format {
+                Format::Json(_) => carrier::json(def, &v, &mut out),
+                Format::Xml(_) => {
+                    out.push_str(&format!("<{} xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\">", def.name));
+                    carrier::xml_members(def, &v, &mut out);
+                    out.push_str(&format!("</{}>", def.name));
+                }
+            }
+            body(StatusCode::OK, format, out)
+        }
+        Answer::List(def, mut items) => {
+            let mut out = String::new();
+            if let Some(sel) = select {
+                items.iter_mut().for_each(|v| apply_select(v, sel));
+            }
+            match format {
+                Format::Json(_) => {
+                    out.push('[');
+                    for (i, v) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        carrier::json(def, v, &mut out);
+                    }
+                    out.push(']');
+                }
+                Format::Xml(_) => {
+                    out.push_str(&format!(
+                        "<ArrayOf{} xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\">",
+                        def.name
+                    ));
+                    for v in &items {
+                        out.push_str(&format!("<{}>", def.name));
+                        carrier::xml_members(def, v, &mut out);
+                        out.push_str(&format!("</{}>", def.name));
+                    }
+                    out.push_str(&format!("</ArrayOf{}>", def.name));
+                }
+            }
+            body(StatusCode::OK, format, out)
+        }
+        Answer::Dict(pairs) => match format {
+            Format::Json(_) => {
+                let mut m = serde_json::Map::new();
+                for (k, v) in pairs {
+                    m.insert(k, Value::String(v));
+                }
+                body(StatusCode::OK, format, Value::Object(m).to_string())
+            }
+            Format::Xml(_) => {
+                let mut out = format!("<ArrayOfKeyValueOfstringstring xmlns=\"{ARRAYS_NS}\" xmlns:i=\"{XSI}\">");
+                for (k, v) in &pairs {
+                    out.push_str(&format!(
+                        "<KeyValueOfstringstring><Key>{}</Key><Value>{}</Value></KeyValueOfstringstring>",
+                        esc(k),
+                        esc(v)
+                    ));
+                }
+                out.push_str("</ArrayOfKeyValueOfstringstring>");
+                body(StatusCode::OK, format, out)
+            }
+        },
         Answer::Str(s) => match format {
             Format::Json(_) => body(StatusCode::OK, format, Value::String(s).to_string()),
             Format::Xml(_) => body(

@@ -1,6 +1,8 @@
-//! The REST agent: `POST /api/v1/Agents/Person/<method>`.
+//! The REST agents: `POST /api/v1/Agents/Person/<method>` and
+//! `POST /api/v1/Agents/ForeignSystem/<method>`, both driven by the operation table.
 
 use super::args::Args;
+use super::ops::{Agent, Operation};
 use super::render::{self, Format};
 use super::{Ctx, Lang, execute, ops, parse_time_zone};
 use crate::api::AppState;
@@ -15,14 +17,28 @@ use chrono_tz::Tz;
 
 /// Build the request context from the agent headers.
 pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
-    let client_tz = match h
+    let (client_tz, include_offset) = match h
         .get("so-timezone")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        Some(code) => Some(parse_time_zone(code).ok_or_else(|| Error::invalid("SO-TimeZone", "unknown time zone"))?),
-        None => None,
+        Some(value) => {
+            // `NO` or `NO, includeTZOffset`.
+            let mut parts = value.split(',').map(str::trim);
+            let code = parts.next().unwrap_or_default();
+            let mut include_offset = false;
+            for flag in parts {
+                if flag.eq_ignore_ascii_case("includeTZOffset") {
+                    include_offset = true;
+                } else {
+                    return Err(Error::invalid("SO-TimeZone", format!("unknown option {flag:?}")));
+                }
+            }
+            let tz = parse_time_zone(code).ok_or_else(|| Error::invalid("SO-TimeZone", "unknown time zone"))?;
+            (Some(tz), include_offset)
+        }
+        None => (None, false),
     };
     let application = h
         .get("so-apptoken")
@@ -35,6 +51,7 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
         client_tz,
         server_tz: server_tz(st),
         application,
+        include_offset,
     })
 }
 
@@ -95,18 +112,31 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
 }
 
 pub async fn person(State(st): State<AppState>, Path(method): Path<String>, req: Request) -> Response {
+    agent(st, Agent::Person, method, req).await
+}
+
+pub async fn foreign_system(State(st): State<AppState>, Path(method): Path<String>, req: Request) -> Response {
+    agent(st, Agent::ForeignSystem, method, req).await
+}
+
+async fn agent(st: AppState, agent: Agent, method: String, req: Request) -> Response {
     let format = Format::from_accept(req.headers());
     let lang = Lang::from_headers(req.headers());
-    let source = format!("Person.{method}");
-    match run(&st, &method, req).await {
-        Ok((answer, select)) => render::answer(answer, format, select.as_deref()),
+    let source = format!("{}.{method}", agent.name());
+    match run(&st, agent, &method, req).await {
+        Ok((op, answer, select)) => render::answer(op, answer, format, select.as_deref()),
         Err(e) => render::error(e, format, lang, &source),
     }
 }
 
-async fn run(st: &AppState, method: &str, req: Request) -> Result<(super::Answer, Option<String>)> {
+async fn run(
+    st: &AppState,
+    agent: Agent,
+    method: &str,
+    req: Request,
+) -> Result<(&'static Operation, super::Answer, Option<String>)> {
     let (mut parts, body) = req.into_parts();
-    let op = ops::find(ops::PERSON, method).ok_or(Error::NotFound("agent method"))?;
+    let op = ops::find(agent.ops(), method).ok_or(Error::NotFound("agent method"))?;
     let ClientAddr(src) = match ClientAddr::from_request_parts(&mut parts, st).await {
         Ok(c) => c,
         Err(never) => match never {},
@@ -114,9 +144,13 @@ async fn run(st: &AppState, method: &str, req: Request) -> Result<(super::Answer
     let principal = authenticate(st, &parts.headers, &parts.method, &src).await?;
     let ctx = context(st, &parts.headers, Lang::from_headers(&parts.headers))?;
     let select = select_param(parts.uri.query());
-    let args = read_args(st, Request::from_parts(parts, body)).await?;
+    let query = parts.uri.query().map(str::to_string);
+    let mut args = read_args(st, Request::from_parts(parts, body)).await?;
+    for p in op.params.iter().filter(|p| p.query) {
+        args.set_from_query(p.name, query.as_deref());
+    }
     let answer = execute(&st.svc, &principal, op, &args, &ctx).await?;
-    Ok((answer, select))
+    Ok((op, answer, select))
 }
 
 #[cfg(test)]

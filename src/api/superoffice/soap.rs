@@ -5,10 +5,10 @@
 //! `Succeeded=false` + `ExceptionInfo` in the response header; a malformed envelope gets a Fault.
 
 use super::args::Args;
-use super::ops::{self, Operation, Returns, TEMPORARY_KEY_INFO_FIELDS};
+use super::ops::{Agent, Operation, Returns, TEMPORARY_KEY_INFO_FIELDS};
 use super::render::XSI;
 use super::wsdl::{NS, wsdl};
-use super::{Answer, Ctx, Lang, execute, info_json, parse_time_zone, rest};
+use super::{Answer, Ctx, Lang, carrier, execute, info_json, parse_time_zone, rest};
 use crate::api::AppState;
 use crate::api::auth::authenticate;
 use crate::api::extract::{ClientAddr, read_body};
@@ -137,6 +137,29 @@ fn answer_body(op: &Operation, a: &Answer) -> String {
             s.push_str("</Response>");
             s
         }
+        Answer::Null => r#"<Response i:nil="true"/>"#.to_string(),
+        Answer::Carrier(def, v) => {
+            let mut s = String::from("<Response>");
+            carrier::xml_members(def, v, &mut s);
+            s.push_str("</Response>");
+            s
+        }
+        Answer::List(def, items) => {
+            let mut s = String::from("<Response>");
+            for v in items {
+                s.push_str(&format!("<{}>", def.name));
+                carrier::xml_members(def, v, &mut s);
+                s.push_str(&format!("</{}>", def.name));
+            }
+            s.push_str("</Response>");
+            s
+        }
+        Answer::Dict(pairs) => {
+            let mut s = String::from("<Response>");
+            carrier::xml_dictionary_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), &mut s);
+            s.push_str("</Response>");
+            s
+        }
     };
     format!(r#"<{0} xmlns="{NS}">{inner}</{0}>"#, op.response_element)
 }
@@ -170,8 +193,20 @@ fn soap_headers(env: &Element) -> SoapHeaders {
     }
 }
 
+/// The operations a service version offers.
+fn offered(agent: Agent, version: u8) -> Vec<Operation> {
+    agent
+        .ops()
+        .iter()
+        .filter(|o| o.soap_since <= version)
+        .copied()
+        .collect()
+}
+
 /// `GET ...svc?wsdl`.
-fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, service: &str, ops: &'static [Operation]) -> Response {
+fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, agent: Agent) -> Response {
+    let service = agent.name();
+    let ops = offered(agent, SERVICES_VERSION);
     if !uri
         .query()
         .is_some_and(|q| q.eq_ignore_ascii_case("wsdl") || q.to_ascii_lowercase().starts_with("wsdl"))
@@ -190,7 +225,7 @@ fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, service: &str, o
         .map(str::to_string)
         .unwrap_or_else(|| st.settings.listen.clone());
     let address = format!("http://{host}{}", uri.path());
-    let mut r = (StatusCode::OK, wsdl(service, ops, &address)).into_response();
+    let mut r = (StatusCode::OK, wsdl(service, &ops, &address)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/xml; charset=utf-8"),
@@ -198,23 +233,35 @@ fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, service: &str, o
     r
 }
 
+/// The SOAP services' version: Remote/Services86.
+const SERVICES_VERSION: u8 = 86;
+
 pub async fn person_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    wsdl_response(&st, &headers, &uri, "Person", ops::PERSON)
+    wsdl_response(&st, &headers, &uri, Agent::Person)
 }
 
 pub async fn principal_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    wsdl_response(&st, &headers, &uri, "SoPrincipal", ops::PRINCIPAL)
+    wsdl_response(&st, &headers, &uri, Agent::SoPrincipal)
+}
+
+pub async fn foreign_system_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    wsdl_response(&st, &headers, &uri, Agent::ForeignSystem)
 }
 
 pub async fn person(State(st): State<AppState>, req: Request) -> Response {
-    handle(st, req, "Person", ops::PERSON).await
+    handle(st, req, Agent::Person).await
 }
 
 pub async fn principal(State(st): State<AppState>, req: Request) -> Response {
-    handle(st, req, "SoPrincipal", ops::PRINCIPAL).await
+    handle(st, req, Agent::SoPrincipal).await
 }
 
-async fn handle(st: AppState, req: Request, service: &'static str, ops: &'static [Operation]) -> Response {
+pub async fn foreign_system(State(st): State<AppState>, req: Request) -> Response {
+    handle(st, req, Agent::ForeignSystem).await
+}
+
+async fn handle(st: AppState, req: Request, agent: Agent) -> Response {
+    let service = agent.name();
     let (mut parts, body) = req.into_parts();
     let declared = match parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => Version::V12,
@@ -246,7 +293,11 @@ async fn handle(st: AppState, req: Request, service: &'static str, ops: &'static
     else {
         return fault(version, "the Envelope has no Body with an operation");
     };
-    let Some(op) = ops.iter().find(|o| o.name == op_el.name) else {
+    let Some(op) = agent
+        .ops()
+        .iter()
+        .find(|o| o.name == op_el.name && o.soap_since <= SERVICES_VERSION)
+    else {
         return fault(version, &format!("{service} has no operation {}", op_el.name));
     };
     let hdrs = soap_headers(&root);

@@ -1,32 +1,169 @@
 //! WSDL 1.1 (document/literal, SOAP 1.1 and SOAP 1.2 bindings), generated from the
 //! operation tables, so the contract a SOAP client reads is exactly what the server does.
 
-use super::ops::{Operation, Returns, TEMPORARY_KEY_INFO_FIELDS, Ty};
+use super::carrier::{FIELD_RIGHT_FLAGS, TABLE_RIGHT_FLAGS};
+use super::ops::{CarrierDef, FieldTy, Operation, Returns, TEMPORARY_KEY_INFO_FIELDS, Ty};
 use crate::api::xml::esc;
 use crate::service::temporary::Domain;
 
 pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services86";
 
-fn xsd_type(t: Ty) -> &'static str {
+fn xsd_type(t: Ty) -> String {
     match t {
-        Ty::Int => "xs:int",
-        Ty::String => "xs:string",
-        Ty::DateTime => "xs:dateTime",
-        Ty::Domain => "tns:TemporaryKeyDomain",
+        Ty::Int => "xs:int".into(),
+        Ty::String => "xs:string".into(),
+        Ty::DateTime => "xs:dateTime".into(),
+        Ty::Domain => "tns:TemporaryKeyDomain".into(),
+        Ty::Carrier(c) => format!("tns:{}", c.name),
     }
 }
 
-fn response_members(r: Returns) -> &'static str {
+fn response_members(r: Returns) -> String {
+    let response = |ty: &str| format!(r#"<xs:element minOccurs="0" name="Response" nillable="true" type="{ty}"/>"#);
     match r {
-        Returns::String => r#"<xs:element minOccurs="0" name="Response" nillable="true" type="xs:string"/>"#,
-        Returns::TemporaryKeyInfo => {
-            r#"<xs:element minOccurs="0" name="Response" nillable="true" type="tns:TemporaryKeyInfo"/>"#
-        }
-        Returns::Void => "",
+        Returns::String => response("xs:string"),
+        Returns::TemporaryKeyInfo => response("tns:TemporaryKeyInfo"),
+        Returns::Void => String::new(),
         Returns::Authenticate => {
-            r#"<xs:element minOccurs="0" name="Response" nillable="true" type="tns:SoPrincipalCarrier"/><xs:element minOccurs="0" name="Credentials" nillable="true" type="tns:SoCredentials"/><xs:element minOccurs="0" name="AuthenticationSucceeded" type="xs:boolean"/>"#
+            r#"<xs:element minOccurs="0" name="Response" nillable="true" type="tns:SoPrincipalCarrier"/><xs:element minOccurs="0" name="Credentials" nillable="true" type="tns:SoCredentials"/><xs:element minOccurs="0" name="AuthenticationSucceeded" type="xs:boolean"/>"#.into()
+        }
+        Returns::Carrier(c) => response(&format!("tns:{}", c.name)),
+        Returns::List(c) => response(&format!("tns:ArrayOf{}", c.name)),
+        Returns::StringDictionary => response("tns:StringDictionary"),
+    }
+}
+
+/// The carriers the operations use, each once, nested ones included.
+fn carriers(ops: &[Operation]) -> (Vec<&'static CarrierDef>, Vec<&'static CarrierDef>) {
+    fn add(c: &'static CarrierDef, all: &mut Vec<&'static CarrierDef>, lists: &mut Vec<&'static CarrierDef>) {
+        if all.iter().any(|x| x.name == c.name) {
+            return;
+        }
+        all.push(c);
+        for (_, ty) in c.fields {
+            match ty {
+                FieldTy::Carrier(d) => add(d, all, lists),
+                FieldTy::List(d) => {
+                    if !lists.iter().any(|x| x.name == d.name) {
+                        lists.push(d);
+                    }
+                    add(d, all, lists)
+                }
+                _ => {}
+            }
         }
     }
+    let (mut all, mut lists) = (vec![], vec![]);
+    for op in ops {
+        for p in op.params {
+            if let Ty::Carrier(c) = p.ty {
+                add(c, &mut all, &mut lists);
+            }
+        }
+        match op.returns {
+            Returns::Carrier(c) => add(c, &mut all, &mut lists),
+            Returns::List(c) => {
+                if !lists.iter().any(|x| x.name == c.name) {
+                    lists.push(c);
+                }
+                add(c, &mut all, &mut lists)
+            }
+            _ => {}
+        }
+    }
+    (all, lists)
+}
+
+fn field_xsd(ty: FieldTy) -> (String, bool) {
+    match ty {
+        FieldTy::Int => ("xs:int".into(), false),
+        FieldTy::Short => ("xs:short".into(), false),
+        FieldTy::Bool => ("xs:boolean".into(), false),
+        FieldTy::String => ("xs:string".into(), true),
+        FieldTy::DateTime => ("xs:dateTime".into(), false),
+        FieldTy::UserType => ("tns:UserType".into(), false),
+        FieldTy::Carrier(c) => (format!("tns:{}", c.name), true),
+        FieldTy::List(c) => (format!("tns:ArrayOf{}", c.name), true),
+        FieldTy::StringDictionary => ("tns:StringDictionary".into(), true),
+    }
+}
+
+/// A flags enumeration as an xs:list of its single flags (as the published WSDL types them).
+fn flags_type(name: &str, flags: &[(u32, &str)]) -> String {
+    let mut s = format!(r#"<xs:simpleType name="{name}"><xs:list><xs:simpleType><xs:restriction base="xs:string">"#);
+    for (_, f) in flags {
+        s.push_str(&format!(r#"<xs:enumeration value="{f}"/>"#));
+    }
+    s.push_str("</xs:restriction></xs:simpleType></xs:list></xs:simpleType>");
+    s
+}
+
+/// The rights types and the Carrier base every carrier extends.
+fn base_types() -> String {
+    let mut s = flags_type("ETableRight", TABLE_RIGHT_FLAGS);
+    s.push_str(&flags_type("EFieldRight", FIELD_RIGHT_FLAGS));
+    s.push_str(concat!(
+        r#"<xs:complexType name="TableRight"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" name="Mask" type="tns:ETableRight"/>"#,
+        r#"<xs:element minOccurs="0" name="Reason" nillable="true" type="xs:string"/>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:complexType name="FieldRight"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" name="Mask" type="tns:EFieldRight"/>"#,
+        r#"<xs:element minOccurs="0" name="Reason" nillable="true" type="xs:string"/>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:complexType name="FieldProperty"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" name="FieldRight" nillable="true" type="tns:FieldRight"/>"#,
+        r#"<xs:element minOccurs="0" name="FieldType" nillable="true" type="xs:string"/>"#,
+        r#"<xs:element minOccurs="0" name="FieldLength" type="xs:int"/>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:complexType name="FieldPropertyDictionary"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" maxOccurs="unbounded" name="FieldPropertyDictionaryKeyValuePair"><xs:complexType><xs:sequence>"#,
+        r#"<xs:element name="Key" nillable="true" type="xs:string"/>"#,
+        r#"<xs:element name="Value" nillable="true" type="tns:FieldProperty"/>"#,
+        r#"</xs:sequence></xs:complexType></xs:element>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:complexType name="Carrier"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" name="TableRight" nillable="true" type="tns:TableRight"/>"#,
+        r#"<xs:element minOccurs="0" name="FieldProperties" nillable="true" type="tns:FieldPropertyDictionary"/>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:complexType name="StringDictionary"><xs:sequence>"#,
+        r#"<xs:element minOccurs="0" maxOccurs="unbounded" name="StringKeyValuePair"><xs:complexType><xs:sequence>"#,
+        r#"<xs:element name="Key" nillable="true" type="xs:string"/>"#,
+        r#"<xs:element name="Value" nillable="true" type="xs:string"/>"#,
+        r#"</xs:sequence></xs:complexType></xs:element>"#,
+        r#"</xs:sequence></xs:complexType>"#,
+        r#"<xs:simpleType name="UserType"><xs:restriction base="xs:string">"#,
+        r#"<xs:enumeration value="Unknown"/><xs:enumeration value="InternalAssociate"/>"#,
+        r#"<xs:enumeration value="ResourceAssociate"/><xs:enumeration value="ExternalAssociate"/>"#,
+        r#"<xs:enumeration value="AnonymousAssociate"/><xs:enumeration value="SystemAssociate"/>"#,
+        r#"</xs:restriction></xs:simpleType>"#,
+    ));
+    s
+}
+
+fn carrier_types(ops: &[Operation]) -> String {
+    let (all, lists) = carriers(ops);
+    let mut s = String::new();
+    for c in all {
+        s.push_str(&format!(
+            r#"<xs:complexType name="{}"><xs:complexContent mixed="false"><xs:extension base="tns:Carrier"><xs:sequence>"#,
+            c.name
+        ));
+        for (name, ty) in c.fields {
+            let (t, nillable) = field_xsd(*ty);
+            s.push_str(&format!(
+                r#"<xs:element minOccurs="0" name="{name}" nillable="{nillable}" type="{t}"/>"#
+            ));
+        }
+        s.push_str("</xs:sequence></xs:extension></xs:complexContent></xs:complexType>");
+    }
+    for c in lists {
+        s.push_str(&format!(
+            r#"<xs:complexType name="ArrayOf{0}"><xs:sequence><xs:element minOccurs="0" maxOccurs="unbounded" name="{0}" nillable="true" type="tns:{0}"/></xs:sequence></xs:complexType>"#,
+            c.name
+        ));
+    }
+    s
 }
 
 /// Header elements a request of this service may carry.
@@ -49,15 +186,8 @@ fn schema(ops: &[Operation]) -> String {
         s.push_str(&format!(r#"<xs:enumeration value="{}"/>"#, d.name()));
     }
     s.push_str("</xs:restriction></xs:simpleType>");
-    s.push_str(concat!(
-        r#"<xs:complexType name="TableRight"><xs:sequence>"#,
-        r#"<xs:element minOccurs="0" name="Mask" type="xs:string"/>"#,
-        r#"<xs:element minOccurs="0" name="Reason" nillable="true" type="xs:string"/>"#,
-        r#"</xs:sequence></xs:complexType>"#,
-        r#"<xs:complexType name="FieldPropertyDictionary"><xs:sequence>"#,
-        r#"<xs:any minOccurs="0" maxOccurs="unbounded" processContents="lax"/>"#,
-        r#"</xs:sequence></xs:complexType>"#,
-    ));
+    s.push_str(&base_types());
+    s.push_str(&carrier_types(ops));
     s.push_str(r#"<xs:complexType name="TemporaryKeyInfo"><xs:sequence>"#);
     for f in TEMPORARY_KEY_INFO_FIELDS {
         let (ty, nillable) = match *f {
@@ -103,7 +233,7 @@ fn schema(ops: &[Operation]) -> String {
             op.name
         ));
         for p in op.params {
-            let nillable = matches!(p.ty, Ty::String);
+            let nillable = matches!(p.ty, Ty::String | Ty::Carrier(_));
             s.push_str(&format!(
                 r#"<xs:element minOccurs="0" name="{}" nillable="{nillable}" type="{}"/>"#,
                 p.name,
@@ -192,12 +322,16 @@ pub fn wsdl(service: &str, ops: &[Operation], address: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ops::{PERSON, PRINCIPAL};
+    use super::super::ops::{FOREIGN_SYSTEM, PERSON, PRINCIPAL};
     use super::*;
 
     #[test]
     fn wsdl_is_well_formed_and_lists_every_operation() {
-        for (svc, ops) in [("Person", PERSON), ("SoPrincipal", PRINCIPAL)] {
+        for (svc, ops) in [
+            ("Person", PERSON),
+            ("SoPrincipal", PRINCIPAL),
+            ("ForeignSystem", FOREIGN_SYSTEM),
+        ] {
             let w = wsdl(svc, ops, "http://127.0.0.1:1/Remote/Services86/x.svc");
             let root = crate::api::xml::parse(w.as_bytes()).unwrap();
             assert_eq!(root.name, "definitions");

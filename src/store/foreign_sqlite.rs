@@ -1,0 +1,653 @@
+//! The ForeignSystem mapping store on SQLite. The SQL of the lookups is public ([`sql`]) so that
+//! the query-plan test explains exactly what the store runs.
+
+use super::sqlite::{append, opt_uuid_col, time_col, uuid_col};
+use crate::clock::to_micros;
+use crate::core::foreign::{
+    self, Author, DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
+    kind, value_digest,
+};
+use crate::error::{Error, Result};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+/// The lookups' SQL, with the index each is meant to use (asserted by the query-plan test).
+pub mod sql {
+    /// Index `foreign_apps_name`.
+    pub const APP_BY_NAME: &str = "SELECT * FROM foreign_apps WHERE org_id = ?1 AND name = ?2";
+    pub const APP_BY_ID: &str = "SELECT * FROM foreign_apps WHERE org_id = ?1 AND id = ?2";
+    /// Indexes `foreign_apps_name` and `foreign_devices_path`.
+    pub const DEVICE_AT: &str = "SELECT d.* FROM foreign_devices d JOIN foreign_apps a ON a.id = d.app_id \
+         WHERE a.org_id = ?1 AND d.org_id = ?1 AND a.name = ?2 AND d.name = ?3 AND d.identifier = ?4";
+    pub const DEVICE_BY_ID: &str = "SELECT * FROM foreign_devices WHERE org_id = ?1 AND id = ?2";
+    pub const DEVICES_OF_APP: &str = "SELECT * FROM foreign_devices WHERE org_id = ?1 AND app_id = ?2 ORDER BY id";
+    /// Index `foreign_keys_name` (its `device_id` prefix at least).
+    pub const KEYS_OF_DEVICE: &str = "SELECT * FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2 \
+         AND (?3 IS NULL OR key_name = ?3) AND (?4 IS NULL OR table_name = ?4) AND (?5 IS NULL OR record_id = ?5) \
+         ORDER BY id LIMIT ?6";
+    pub const KEYS_OF_APP: &str = "SELECT k.* FROM foreign_keys k JOIN foreign_devices d ON d.id = k.device_id \
+         WHERE k.org_id = ?1 AND d.org_id = ?1 AND d.app_id = ?2 ORDER BY k.id LIMIT ?3";
+    /// Index `foreign_keys_value`: the digest finds the row, the value itself is then compared.
+    pub const KEY_BY_VALUE: &str = "SELECT * FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2 \
+         AND key_name = ?3 AND value_digest = ?4 AND value = ?5 AND (?6 IS NULL OR table_name = ?6) \
+         ORDER BY id LIMIT 1";
+    /// Index `foreign_keys_entity`.
+    pub const KEYS_ON_ENTITY: &str = "SELECT k.*, a.name AS app_name, d.name AS device_name FROM foreign_keys k \
+         JOIN foreign_devices d ON d.id = k.device_id JOIN foreign_apps a ON a.id = d.app_id \
+         WHERE k.org_id = ?1 AND k.table_name = ?2 AND k.record_id = ?3 ORDER BY k.id LIMIT ?4";
+    /// Index `foreign_keys_name` (the upsert address).
+    pub const KEY_AT: &str = "SELECT * FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2 AND key_name = ?3 \
+         AND table_name = ?4 AND record_id = ?5";
+}
+
+fn id32(row: &SqliteRow, col: &str) -> Result<i32> {
+    let v: i64 = row.try_get(col)?;
+    i32::try_from(v).map_err(|_| Error::internal(format!("{col} {v} is out of the int32 range")))
+}
+
+fn author(row: &SqliteRow, prefix: &str) -> Result<Author> {
+    Ok(Author {
+        name: row.try_get(prefix)?,
+        user_id: opt_uuid_col(row, &format!("{prefix}_user"))?,
+        person_id: row.try_get(format!("{prefix}_person").as_str())?,
+    })
+}
+
+fn app_from(row: &SqliteRow) -> Result<ForeignApp> {
+    Ok(ForeignApp {
+        id: id32(row, "id")?,
+        uuid: uuid_col(row, "uuid")?,
+        org_id: uuid_col(row, "org_id")?,
+        name: row.try_get("name")?,
+        created_at: time_col(row, "created_at")?,
+        created_by: author(row, "created_by")?,
+        updated_at: time_col(row, "updated_at")?,
+        updated_by: author(row, "updated_by")?,
+    })
+}
+
+fn device_from(row: &SqliteRow) -> Result<ForeignDevice> {
+    Ok(ForeignDevice {
+        id: id32(row, "id")?,
+        uuid: uuid_col(row, "uuid")?,
+        org_id: uuid_col(row, "org_id")?,
+        app_id: id32(row, "app_id")?,
+        name: row.try_get("name")?,
+        identifier: row.try_get("identifier")?,
+        owner_name: row.try_get("owner_name")?,
+        created_at: time_col(row, "created_at")?,
+        created_by: row.try_get("created_by")?,
+        updated_at: time_col(row, "updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+fn key_from(row: &SqliteRow) -> Result<ForeignKey> {
+    Ok(ForeignKey {
+        id: row.try_get("id")?,
+        uuid: uuid_col(row, "uuid")?,
+        org_id: uuid_col(row, "org_id")?,
+        device_id: id32(row, "device_id")?,
+        key_name: row.try_get("key_name")?,
+        value: row.try_get("value")?,
+        table_name: row.try_get("table_name")?,
+        record_id: id32(row, "record_id")?,
+        created_at: time_col(row, "created_at")?,
+        created_by: row.try_get("created_by")?,
+        updated_at: time_col(row, "updated_at")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+async fn app_by_name(tx: &mut Tx<'_>, org: Uuid, name: &str) -> Result<Option<ForeignApp>> {
+    sqlx::query(sql::APP_BY_NAME)
+        .bind(org.to_string())
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()
+}
+
+async fn insert_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp> {
+    let a = &s.author;
+    let row = sqlx::query(
+        "INSERT INTO foreign_apps (uuid, org_id, name, created_at, created_by, created_by_user, created_by_person, \
+         updated_at, updated_by, updated_by_user, updated_by_person) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?4, ?5, ?6, ?7) \
+         RETURNING *",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(s.org_id.to_string())
+    .bind(name)
+    .bind(to_micros(s.at))
+    .bind(&a.name)
+    .bind(a.user_id.map(|u| u.to_string()))
+    .bind(a.person_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let app = app_from(&row)?;
+    append(
+        tx,
+        &foreign::app_event(s, &app, kind::APP_CREATED, serde_json::json!({})),
+    )
+    .await?;
+    Ok(app)
+}
+
+async fn ensure_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp> {
+    match app_by_name(tx, s.org_id, name).await? {
+        Some(a) => Ok(a),
+        None => insert_app(tx, name, s).await,
+    }
+}
+
+async fn device_at(
+    tx: &mut Tx<'_>,
+    org: Uuid,
+    app: &ForeignApp,
+    name: &str,
+    ident: &str,
+) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_AT)
+        .bind(org.to_string())
+        .bind(&app.name)
+        .bind(name)
+        .bind(ident)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+async fn insert_device(tx: &mut Tx<'_>, app: &ForeignApp, name: &str, ident: &str, s: &Stamp) -> Result<ForeignDevice> {
+    let row = sqlx::query(
+        "INSERT INTO foreign_devices (uuid, org_id, app_id, name, identifier, owner_name, created_at, created_by, \
+         updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?7, ?6) RETURNING *",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(s.org_id.to_string())
+    .bind(app.id)
+    .bind(name)
+    .bind(ident)
+    .bind(&s.author.name)
+    .bind(to_micros(s.at))
+    .fetch_one(&mut **tx)
+    .await?;
+    let d = device_from(&row)?;
+    append(
+        tx,
+        &foreign::device_event(s, app, &d, kind::DEVICE_CREATED, serde_json::json!({})),
+    )
+    .await?;
+    Ok(d)
+}
+
+async fn ensure_device(
+    tx: &mut Tx<'_>,
+    app: &ForeignApp,
+    name: &str,
+    ident: &str,
+    s: &Stamp,
+) -> Result<(ForeignDevice, bool)> {
+    match device_at(tx, s.org_id, app, name, ident).await? {
+        Some(d) => Ok((d, false)),
+        None => Ok((insert_device(tx, app, name, ident, s).await?, true)),
+    }
+}
+
+async fn device_by_id(tx: &mut Tx<'_>, org: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_BY_ID)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+/// The device a target names within `app`.
+async fn target_device(tx: &mut Tx<'_>, app: &ForeignApp, target: &DeviceTarget) -> Result<Option<ForeignDevice>> {
+    match target {
+        DeviceTarget::Id(id) => Ok(device_by_id(tx, app.org_id, *id).await?.filter(|d| d.app_id == app.id)),
+        DeviceTarget::Path { name, identifier } => device_at(tx, app.org_id, app, name, identifier).await,
+    }
+}
+
+async fn count(tx: &mut Tx<'_>, q: &str, org: Uuid, id: i32) -> Result<i64> {
+    Ok(sqlx::query_scalar(q)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+pub(super) async fn get_app(pool: &SqlitePool, org: Uuid, id: i32) -> Result<Option<ForeignApp>> {
+    sqlx::query(sql::APP_BY_ID)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()
+}
+
+pub(super) async fn get_app_by_name(pool: &SqlitePool, org: Uuid, name: &str) -> Result<Option<ForeignApp>> {
+    sqlx::query(sql::APP_BY_NAME)
+        .bind(org.to_string())
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()
+}
+
+pub(super) async fn save_app(pool: &SqlitePool, id: i32, name: &str, s: &Stamp) -> Result<Option<ForeignApp>> {
+    let mut tx = pool.begin().await?;
+    if id == 0 {
+        if app_by_name(&mut tx, s.org_id, name).await?.is_some() {
+            return Err(Error::Conflict(format!("an application named {name:?} already exists")));
+        }
+        let app = insert_app(&mut tx, name, s).await?;
+        tx.commit().await?;
+        return Ok(Some(app));
+    }
+    let Some(old) = sqlx::query(sql::APP_BY_ID)
+        .bind(s.org_id.to_string())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    if old.name != name && app_by_name(&mut tx, s.org_id, name).await?.is_some() {
+        return Err(Error::Conflict(format!("an application named {name:?} already exists")));
+    }
+    let a = &s.author;
+    let row = sqlx::query(
+        "UPDATE foreign_apps SET name = ?3, updated_at = ?4, updated_by = ?5, updated_by_user = ?6, \
+         updated_by_person = ?7 WHERE org_id = ?1 AND id = ?2 RETURNING *",
+    )
+    .bind(s.org_id.to_string())
+    .bind(id)
+    .bind(name)
+    .bind(to_micros(s.at))
+    .bind(&a.name)
+    .bind(a.user_id.map(|u| u.to_string()))
+    .bind(a.person_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let app = app_from(&row)?;
+    append(
+        &mut tx,
+        &foreign::app_event(
+            s,
+            &app,
+            kind::APP_UPDATED,
+            serde_json::json!({"previousName": old.name}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(app))
+}
+
+pub(super) async fn delete_app(pool: &SqlitePool, id: i32, s: &Stamp) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let Some(app) = sqlx::query(sql::APP_BY_ID)
+        .bind(s.org_id.to_string())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    let devices = count(
+        &mut tx,
+        "SELECT COUNT(*) FROM foreign_devices WHERE org_id = ?1 AND app_id = ?2",
+        s.org_id,
+        id,
+    )
+    .await?;
+    let keys = count(
+        &mut tx,
+        "SELECT COUNT(*) FROM foreign_keys k JOIN foreign_devices d ON d.id = k.device_id WHERE k.org_id = ?1 AND d.app_id = ?2",
+        s.org_id,
+        id,
+    )
+    .await?;
+    sqlx::query("DELETE FROM foreign_apps WHERE org_id = ?1 AND id = ?2")
+        .bind(s.org_id.to_string())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    append(
+        &mut tx,
+        &foreign::app_event(
+            s,
+            &app,
+            kind::APP_DELETED,
+            serde_json::json!({"devices": devices, "keys": keys}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn list_devices(pool: &SqlitePool, org: Uuid, app_id: i32) -> Result<Vec<ForeignDevice>> {
+    sqlx::query(sql::DEVICES_OF_APP)
+        .bind(org.to_string())
+        .bind(app_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(device_from)
+        .collect()
+}
+
+pub(super) async fn get_device(pool: &SqlitePool, org: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_BY_ID)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+pub(super) async fn get_device_at(pool: &SqlitePool, org: Uuid, p: &DevicePath) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_AT)
+        .bind(org.to_string())
+        .bind(&p.app)
+        .bind(&p.device)
+        .bind(&p.identifier)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+pub(super) async fn save_device(
+    pool: &SqlitePool,
+    app_name: &str,
+    target: &DeviceTarget,
+    rename: Option<(&str, &str)>,
+    touch: bool,
+    s: &Stamp,
+) -> Result<Option<ForeignDevice>> {
+    let mut tx = pool.begin().await?;
+    let (app, device, created) = match target {
+        DeviceTarget::Id(_) => {
+            let Some(app) = app_by_name(&mut tx, s.org_id, app_name).await? else {
+                return Ok(None);
+            };
+            let Some(d) = target_device(&mut tx, &app, target).await? else {
+                return Ok(None);
+            };
+            (app, d, false)
+        }
+        DeviceTarget::Path { name, identifier } => {
+            let app = ensure_app(&mut tx, app_name, s).await?;
+            let (d, created) = ensure_device(&mut tx, &app, name, identifier, s).await?;
+            (app, d, created)
+        }
+    };
+    if !touch || (created && rename.is_none_or(|(n, i)| n == device.name && i == device.identifier)) {
+        tx.commit().await?;
+        return Ok(Some(device));
+    }
+    let (name, ident) = rename.unwrap_or((&device.name, &device.identifier));
+    if (name, ident) != (device.name.as_str(), device.identifier.as_str())
+        && device_at(&mut tx, s.org_id, &app, name, ident).await?.is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "the application already has a device named {name:?} with the identifier {ident:?}"
+        )));
+    }
+    let row = sqlx::query(
+        "UPDATE foreign_devices SET name = ?3, identifier = ?4, updated_at = ?5, updated_by = ?6 \
+         WHERE org_id = ?1 AND id = ?2 RETURNING *",
+    )
+    .bind(s.org_id.to_string())
+    .bind(device.id)
+    .bind(name)
+    .bind(ident)
+    .bind(to_micros(s.at))
+    .bind(&s.author.name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let d = device_from(&row)?;
+    append(
+        &mut tx,
+        &foreign::device_event(
+            s,
+            &app,
+            &d,
+            kind::DEVICE_UPDATED,
+            serde_json::json!({"previousName": device.name, "previousIdentifier": device.identifier}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(d))
+}
+
+pub(super) async fn delete_device(pool: &SqlitePool, app_name: &str, target: &DeviceTarget, s: &Stamp) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let Some(app) = app_by_name(&mut tx, s.org_id, app_name).await? else {
+        return Ok(false);
+    };
+    let Some(d) = target_device(&mut tx, &app, target).await? else {
+        return Ok(false);
+    };
+    let keys = count(
+        &mut tx,
+        "SELECT COUNT(*) FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2",
+        s.org_id,
+        d.id,
+    )
+    .await?;
+    sqlx::query("DELETE FROM foreign_devices WHERE org_id = ?1 AND id = ?2")
+        .bind(s.org_id.to_string())
+        .bind(d.id)
+        .execute(&mut *tx)
+        .await?;
+    append(
+        &mut tx,
+        &foreign::device_event(s, &app, &d, kind::DEVICE_DELETED, serde_json::json!({"keys": keys})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn list_keys(
+    pool: &SqlitePool,
+    org: Uuid,
+    device_id: i32,
+    f: &KeyFilter,
+    limit: u32,
+) -> Result<Vec<ForeignKey>> {
+    sqlx::query(sql::KEYS_OF_DEVICE)
+        .bind(org.to_string())
+        .bind(device_id)
+        .bind(f.key_name.as_deref())
+        .bind(f.table_name.as_deref())
+        .bind(f.record_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(key_from)
+        .collect()
+}
+
+pub(super) async fn list_app_keys(pool: &SqlitePool, org: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {
+    sqlx::query(sql::KEYS_OF_APP)
+        .bind(org.to_string())
+        .bind(app_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(key_from)
+        .collect()
+}
+
+pub(super) async fn key_by_value(
+    pool: &SqlitePool,
+    org: Uuid,
+    device_id: i32,
+    key_name: &str,
+    value: &str,
+    table_name: Option<&str>,
+) -> Result<Option<ForeignKey>> {
+    sqlx::query(sql::KEY_BY_VALUE)
+        .bind(org.to_string())
+        .bind(device_id)
+        .bind(key_name)
+        .bind(value_digest(value))
+        .bind(value)
+        .bind(table_name)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(key_from)
+        .transpose()
+}
+
+pub(super) async fn keys_on_entity(
+    pool: &SqlitePool,
+    org: Uuid,
+    table: &str,
+    record: i32,
+    limit: u32,
+) -> Result<Vec<(String, String, ForeignKey)>> {
+    sqlx::query(sql::KEYS_ON_ENTITY)
+        .bind(org.to_string())
+        .bind(table)
+        .bind(record)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("app_name")?, r.try_get("device_name")?, key_from(r)?)))
+        .collect()
+}
+
+pub(super) async fn save_key(
+    pool: &SqlitePool,
+    p: &DevicePath,
+    k: &KeyWrite,
+    mode: KeyMode,
+    s: &Stamp,
+) -> Result<ForeignKey> {
+    let mut tx = pool.begin().await?;
+    let app = ensure_app(&mut tx, &p.app, s).await?;
+    let (device, _) = ensure_device(&mut tx, &app, &p.device, &p.identifier, s).await?;
+    let existing = sqlx::query(sql::KEY_AT)
+        .bind(s.org_id.to_string())
+        .bind(device.id)
+        .bind(&k.key_name)
+        .bind(&k.table_name)
+        .bind(k.record_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(key_from)
+        .transpose()?;
+    let (row, event_type) = match (existing, mode) {
+        (Some(_), KeyMode::Add) => {
+            return Err(Error::Conflict(
+                "the device already has a key with this name, table name and record id".into(),
+            ));
+        }
+        (Some(old), KeyMode::Save) => (
+            sqlx::query(
+                "UPDATE foreign_keys SET value = ?3, value_digest = ?4, updated_at = ?5, updated_by = ?6 \
+                 WHERE org_id = ?1 AND id = ?2 RETURNING *",
+            )
+            .bind(s.org_id.to_string())
+            .bind(old.id)
+            .bind(&k.value)
+            .bind(value_digest(&k.value))
+            .bind(to_micros(s.at))
+            .bind(&s.author.name)
+            .fetch_one(&mut *tx)
+            .await?,
+            kind::KEY_UPDATED,
+        ),
+        (None, _) => (
+            sqlx::query(
+                "INSERT INTO foreign_keys (uuid, org_id, device_id, key_name, value, value_digest, table_name, \
+                 record_id, created_at, created_by, updated_at, updated_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?10) RETURNING *",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(s.org_id.to_string())
+            .bind(device.id)
+            .bind(&k.key_name)
+            .bind(&k.value)
+            .bind(value_digest(&k.value))
+            .bind(&k.table_name)
+            .bind(k.record_id)
+            .bind(to_micros(s.at))
+            .bind(&s.author.name)
+            .fetch_one(&mut *tx)
+            .await?,
+            kind::KEY_CREATED,
+        ),
+    };
+    let key = key_from(&row)?;
+    append(&mut tx, &foreign::key_event(s, &app, &device, &key, event_type)).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+pub(super) async fn delete_keys(pool: &SqlitePool, p: &DevicePath, f: &KeyFilter, s: &Stamp) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let Some(app) = app_by_name(&mut tx, s.org_id, &p.app).await? else {
+        return Ok(0);
+    };
+    let Some(device) = device_at(&mut tx, s.org_id, &app, &p.device, &p.identifier).await? else {
+        return Ok(0);
+    };
+    let keys: Vec<ForeignKey> = sqlx::query(sql::KEYS_OF_DEVICE)
+        .bind(s.org_id.to_string())
+        .bind(device.id)
+        .bind(f.key_name.as_deref())
+        .bind(f.table_name.as_deref())
+        .bind(f.record_id)
+        .bind(i64::MAX)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(key_from)
+        .collect::<Result<_>>()?;
+    for k in &keys {
+        sqlx::query("DELETE FROM foreign_keys WHERE org_id = ?1 AND id = ?2")
+            .bind(s.org_id.to_string())
+            .bind(k.id)
+            .execute(&mut *tx)
+            .await?;
+        append(&mut tx, &foreign::key_event(s, &app, &device, k, kind::KEY_DELETED)).await?;
+    }
+    tx.commit().await?;
+    Ok(keys.len() as u64)
+}
