@@ -158,14 +158,27 @@ pub fn parse(input: &[u8]) -> Result<Element, String> {
     root.ok_or_else(|| "malformed XML: no root element".into())
 }
 
-/// Escape text for element content and attribute values.
+/// Escape text for element content and attribute values. A carriage return is written as
+/// `&#xD;` (as .NET's serializer does): a raw one would reach the reader as a line feed (XML's
+/// end-of-line handling), and the text would not come back as it was.
 pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
-    quick_xml::escape::escape(s)
+    match quick_xml::escape::escape(s) {
+        std::borrow::Cow::Borrowed(b) if !b.contains('\r') => std::borrow::Cow::Borrowed(b),
+        other => std::borrow::Cow::Owned(other.replace('\r', "&#xD;")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_keeps_carriage_returns() {
+        assert_eq!(esc("a\r\n<&\t"), "a&#xD;\n&lt;&amp;\t");
+        assert_eq!(esc("plain"), "plain");
+        let back = parse(format!("<r>{}</r>", esc("x\r\ny")).as_bytes()).unwrap();
+        assert_eq!(back.text, "x\r\ny");
+    }
 
     #[test]
     fn parses_namespaces_text_and_nil() {
