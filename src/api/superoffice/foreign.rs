@@ -361,7 +361,11 @@ pub async fn execute(svc: &Service, p: &Principal, op: &Operation, args: &Args, 
             } else {
                 text(args, op, "KeyName")?
             };
-            let filter = key_filter(args, op, Some(key_name))?;
+            let mut filter = key_filter(args, op, Some(key_name))?;
+            // A blank table name deletes ALL keys of the name on the device, whatever the record.
+            if filter.table_name.is_none() {
+                filter.record_id = None;
+            }
             svc.delete_foreign_keys(p, &path(args, op, true)?, &filter).await?;
             Answer::Void
         }
