@@ -51,4 +51,8 @@ CREATE TABLE foreign_keys (
 );
 CREATE UNIQUE INDEX foreign_keys_name ON foreign_keys(device_id, key_name, table_name, record_id);
 CREATE INDEX foreign_keys_value ON foreign_keys(device_id, key_name, value_digest);
-CREATE INDEX foreign_keys_entity ON foreign_keys(org_id, table_name, record_id);
+-- GetAllForeignKeysOnEntity. The index starts with the record, not the organization: every lookup of a
+-- device's keys also filters on org_id, so an index led by org_id was a candidate for all of them, and
+-- SQLite (no statistics here) chose it to list a device's keys, reading every key of the organization.
+-- id comes last so that the keys come out in id order (ORDER BY k.id).
+CREATE INDEX foreign_keys_entity ON foreign_keys(table_name, record_id, org_id, id);
