@@ -5,6 +5,8 @@ mod authz;
 mod browser;
 mod cli;
 mod common;
+mod foreign;
+mod foreign_soap;
 mod hostile;
 mod keys;
 mod logins;

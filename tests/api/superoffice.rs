@@ -910,7 +910,7 @@ async fn wsdl_is_served_for_both_services() {
     }
 }
 
-fn zeep_python() -> Option<std::path::PathBuf> {
+pub(crate) fn zeep_python() -> Option<std::path::PathBuf> {
     let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/soap/.venv/bin/python");
     if py.exists() {
         return Some(py);
