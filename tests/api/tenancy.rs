@@ -1,5 +1,6 @@
 //! The tenancy walk. Organization A gets one object of every kind (native key, organization API
-//! key, user, lock, share key, collective key, personal key, SuperOffice temporary key);
+//! key, user, lock, share key, collective key, personal key, SuperOffice temporary key, and a
+//! ForeignSystem application with two devices and their keys);
 //! organization B then drives every route of the server's route table, and every operation of
 //! the SuperOffice operation table over REST and SOAP, against them, with each of its kinds of
 //! credential (a user by Basic, an organization API key, a personal key holding every scope).
@@ -11,13 +12,21 @@ use crate::pg;
 
 use crate::common::*;
 use chrono::{Duration, SecondsFormat, Utc};
-use keygate::api::superoffice::ops::{PERSON, PRINCIPAL};
+use keygate::api::superoffice::ops::{FOREIGN_SYSTEM, PERSON, PRINCIPAL};
 use keygate::service::personal::CATALOGUE;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
 const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services86";
 const TEDEE: &str = "/api/v37/my/personalaccesskey";
+/// A's ForeignSystem mapping: application, device, identifier, key, value, table, record.
+const FS_APP: &str = "alpha erp";
+const FS_DEVICE: &str = "alpha sync";
+const FS_IDENT: &str = "alpha-ident";
+const FS_KEY: &str = "alpha customer no";
+const FS_VALUE: &str = "alpha-value-7f3e";
+const FS_TABLE: &str = "alpha_contact";
+const FS_RECORD: i64 = 4242;
 
 fn iso(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -39,6 +48,9 @@ struct Alpha {
     personal_secret: String,
     temp_id: String,
     temp_secret: String,
+    /// A's ForeignSystem application and device (numeric wire ids).
+    fs_app_id: i64,
+    fs_device_id: i64,
     /// Ids, secrets and names of A's objects: none may appear in an answer to B unless B sent it.
     marks: Vec<String>,
 }
@@ -87,6 +99,8 @@ enum Expect {
     UnknownDomain,
     /// A page or document that holds nobody's data.
     Public,
+    /// An agent lookup of something only A has: 200 with a null body (SOAP: a nil Response).
+    Empty,
 }
 
 struct Req {
@@ -187,6 +201,21 @@ async fn make_alpha(s: &Server) -> Alpha {
     .as_str()
     .unwrap()
     .to_string();
+    let fs = |m: &str| {
+        s.req(Method::POST, &format!("/api/v1/Agents/ForeignSystem/{m}"))
+            .basic_auth("alpha_admin", Some("alpha-admin-password"))
+    };
+    for identifier in [FS_IDENT, ""] {
+        ok_json(
+            fs("SaveForeignKey").json(&json!({
+                "ForeignKey": {"Key": FS_KEY, "Value": FS_VALUE, "TableName": FS_TABLE, "RecordId": FS_RECORD},
+                "ApplicationName": FS_APP, "DeviceName": FS_DEVICE, "DeviceIdentifier": identifier,
+            })),
+            200,
+        )
+        .await;
+    }
+    let fs_app = ok_json(fs("GetAppByName").json(&json!({"ApplicationName": FS_APP})), 200).await;
     let temps = ok_json(k(Method::GET, "/v1/keys?kind=temporary"), 200).await;
     let s_ = |v: &Value| v.as_str().unwrap().to_string();
     let mut a = Alpha {
@@ -203,6 +232,8 @@ async fn make_alpha(s: &Server) -> Alpha {
         personal_secret: s_(&personal["result"]["key"]),
         temp_id: s_(&temps["items"][0]["id"]),
         temp_secret,
+        fs_app_id: fs_app["ForeignAppId"].as_i64().unwrap(),
+        fs_device_id: fs_app["Devices"][0]["ForeignDeviceId"].as_i64().unwrap(),
         key,
         marks: vec![],
     };
@@ -233,6 +264,9 @@ async fn make_alpha(s: &Server) -> Alpha {
         "alpha share",
         "alpha collective",
         "alpha pk",
+        // B writes under A's ForeignSystem names on purpose (making its own objects), so those
+        // names are not marks; A's value is, and B never sends it but in the by-value lookups.
+        FS_VALUE,
     ] {
         a.marks.push(name.to_string());
     }
@@ -289,6 +323,24 @@ async fn fingerprint(s: &Server, a: &Alpha) -> Vec<Value> {
         )
         .await,
     );
+    for (op, body) in [
+        ("GetAppByName", json!({"ApplicationName": FS_APP})),
+        ("GetApplicationKeys", json!({"ApplicationName": FS_APP})),
+        (
+            "GetAllForeignKeysOnEntity",
+            json!({"EntityType": FS_TABLE, "EntityId": FS_RECORD}),
+        ),
+    ] {
+        out.push(
+            ok_json(
+                s.req(Method::POST, &format!("/api/v1/Agents/ForeignSystem/{op}"))
+                    .header("X-API-Key", &a.key)
+                    .json(&body),
+                200,
+            )
+            .await,
+        );
+    }
     out
 }
 
@@ -479,7 +531,37 @@ fn cases(method: &str, path: &str, a: &Alpha, b: &Bravo) -> Option<Vec<Req>> {
                 other => panic!("the walk does not know SoPrincipal.{other}"),
             })
             .collect(),
-        ("GET", "/Remote/Services86/Person.svc") | ("GET", "/Remote/Services86/SoPrincipal.svc") => {
+        ("POST", "/api/v1/Agents/ForeignSystem/{method}") => FOREIGN_SYSTEM
+            .iter()
+            .map(|op| {
+                let (query, body, expect) = fs_case(op.name, a);
+                let q = query.map(|(k, v)| format!("?{k}={v}")).unwrap_or_default();
+                req(
+                    m(method),
+                    format!("/api/v1/Agents/ForeignSystem/{}{q}", op.name),
+                    Some(body),
+                    expect,
+                )
+            })
+            .collect(),
+        ("POST", "/Remote/Services86/ForeignSystem.svc") => FOREIGN_SYSTEM
+            .iter()
+            .filter(|op| op.soap_since <= 86)
+            .map(|op| {
+                let (query, body, expect) = fs_case(op.name, a);
+                let mut inner = String::new();
+                if let Some((k, v)) = query {
+                    // SOAP carries the REST query parameter as an element (capitalized).
+                    let name = format!("{}{}", k[..1].to_uppercase(), &k[1..]);
+                    inner.push_str(&format!("<{name}>{v}</{name}>"));
+                }
+                xml_members(&body, &mut inner);
+                soap("ForeignSystem", op.name, &inner, expect)
+            })
+            .collect(),
+        ("GET", "/Remote/Services86/Person.svc")
+        | ("GET", "/Remote/Services86/SoPrincipal.svc")
+        | ("GET", "/Remote/Services86/ForeignSystem.svc") => {
             vec![req(m(method), format!("{path}?wsdl"), None, Public)]
         }
         // SmartphoneKey: A's lock, and A's keys through B's own lock.
@@ -588,6 +670,93 @@ fn so_case(op: &str, a: &Alpha, later: &str) -> (Value, Expect) {
     }
 }
 
+/// A JSON object as XML elements (objects nest), for a SOAP body.
+fn xml_members(v: &Value, out: &mut String) {
+    for (k, v) in v.as_object().unwrap() {
+        match v {
+            Value::Object(_) => {
+                out.push_str(&format!("<{k}>"));
+                xml_members(v, out);
+                out.push_str(&format!("</{k}>"));
+            }
+            Value::String(t) => out.push_str(&format!("<{k}>{t}</{k}>")),
+            other => out.push_str(&format!("<{k}>{other}</{k}>")),
+        }
+    }
+}
+
+/// A ForeignSystem operation against A's mapping: its query parameter (REST), body and what B
+/// must get. B writes under A's names, which must make B's own objects; B looks up A's ids and
+/// A's value, which must find nothing.
+fn fs_case(op: &str, a: &Alpha) -> (Option<(&'static str, i64)>, Value, Expect) {
+    use Expect::*;
+    let path = json!({"ApplicationName": FS_APP, "DeviceName": FS_DEVICE, "DeviceIdentifier": FS_IDENT});
+    let with = |extra: Value| {
+        let mut v = path.clone();
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let key = json!({"Key": FS_KEY, "Value": "bravo-value", "TableName": FS_TABLE, "RecordId": FS_RECORD});
+    let address = json!({"KeyName": FS_KEY, "TableName": FS_TABLE, "RecordId": FS_RECORD});
+    match op {
+        "CreateDefaultForeignAppEntity" => (None, json!({}), Own),
+        // Renaming A's application by its id: not B's.
+        "SaveForeignAppEntity" => (
+            None,
+            json!({"ForeignAppEntity": {"ForeignAppId": a.fs_app_id, "Name": "taken over"}}),
+            Empty,
+        ),
+        "DeleteForeignAppEntity" => (Some(("foreignAppEntityId", a.fs_app_id)), json!({}), Own),
+        "GetForeignAppEntity" => (Some(("foreignAppEntityId", a.fs_app_id)), json!({}), Empty),
+        "GetForeignDevice" => (Some(("foreignDeviceId", a.fs_device_id)), json!({}), Empty),
+        "SaveForeignDevice" => (
+            None,
+            json!({"ApplicationName": FS_APP, "ForeignDevice": {"ForeignDeviceId": a.fs_device_id, "Name": "taken over"}}),
+            Empty,
+        ),
+        "DeleteForeignDevice" => (
+            None,
+            json!({"ApplicationName": FS_APP, "ForeignDevice": {"ForeignDeviceId": a.fs_device_id}}),
+            Own,
+        ),
+        "GetKeyByValue" => (
+            None,
+            json!({"ApplicationName": FS_APP, "DeviceName": FS_DEVICE, "KeyName": FS_KEY, "KeyValue": FS_VALUE}),
+            Empty,
+        ),
+        "GetKeyByValueAndIdentifier" => (None, with(json!({"KeyName": FS_KEY, "KeyValue": FS_VALUE})), Empty),
+        "GetAllForeignKeysOnEntity" => (None, json!({"EntityType": FS_TABLE, "EntityId": FS_RECORD}), Own),
+        "AddForeignKey" | "SaveForeignKey" => (None, with(json!({"ForeignKey": key})), Own),
+        "DeleteForeignKey" => (
+            None,
+            with(json!({"ForeignKey": {"Key": FS_KEY}, "TableName": "", "RecordId": 0})),
+            Own,
+        ),
+        "SaveDeviceByIdentifier" => (None, with(json!({"ForeignDevice": {"Name": "taken over"}})), Own),
+        "GetAppByName" | "GetApplicationDevices" | "GetApplicationKeys" => {
+            (None, json!({"ApplicationName": FS_APP}), Own)
+        }
+        "GetDeviceByName" | "GetDeviceKeys" => (None, json!({"ApplicationName": FS_APP, "DeviceName": FS_DEVICE}), Own),
+        "GetDeviceByIdentifier"
+        | "AddDeviceByIdentifier"
+        | "DeleteDeviceByIdentifier"
+        | "GetDeviceKeysOnDeviceIdentifier" => (None, path, Own),
+        "GetDeviceKeysOnDeviceIdentifierTable" => (None, with(json!({"TableName": FS_TABLE})), Own),
+        "GetDeviceKeysOnDeviceIdentifierTableRecordId" => {
+            (None, with(json!({"TableName": FS_TABLE, "RecordId": FS_RECORD})), Own)
+        }
+        "GetKey" | "GetKeyValue" => (
+            None,
+            json!({"ApplicationName": FS_APP, "DeviceName": FS_DEVICE, "KeyName": FS_KEY, "TableName": FS_TABLE, "RecordId": FS_RECORD}),
+            Own,
+        ),
+        "GetKeyOnDeviceIdentifier" | "GetKeyValueOnDeviceIdentifier" | "DeleteForeignKeyOnName" => {
+            (None, with(address), Own)
+        }
+        other => panic!("the walk does not know ForeignSystem.{other}: add it to fs_case"),
+    }
+}
+
 async fn walk(opts: Options) {
     let s = Server::start_with(opts).await;
     let a = make_alpha(&s).await;
@@ -659,6 +828,13 @@ async fn walk(opts: Options) {
                         assert_eq!(status, 200, "{what}");
                         assert!(text.contains("Unknown") && !text.contains("PublicFaq"), "{what}");
                     }
+                    Expect::Empty => match case.soap_action {
+                        Some(_) => assert!(
+                            text.contains(">true</Succeeded>") && text.contains(r#"<Response i:nil="true"/>"#),
+                            "{what}"
+                        ),
+                        None => assert!(status == 200 && text.trim() == "null", "{what}"),
+                    },
                     Expect::Own | Expect::Public => {}
                 }
             }
