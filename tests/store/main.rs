@@ -6,6 +6,12 @@
 #[path = "../support/pg.rs"]
 mod pg;
 
+mod bulk;
+mod foreign;
+mod plans;
+
+use foreign::*;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use keygate::core::credential::{Credential, Kind};
 use keygate::core::event::NewEvent;
@@ -97,6 +103,12 @@ conformance!(
     concurrent_logins_of_one_user,
     locks,
     events_paging,
+    foreign_apps,
+    foreign_devices,
+    foreign_key_lists,
+    foreign_key_by_value,
+    foreign_key_deletes,
+    foreign_tenancy,
 );
 
 /// A fixed time with whole microseconds (the storage precision).
