@@ -9,7 +9,7 @@ use crate::core::foreign::{
 };
 use crate::error::{Error, Result};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Executor, Row, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 /// The lookups' SQL, with the index each is meant to use (asserted by the query-plan test).
@@ -36,9 +36,12 @@ pub mod sql {
     pub const KEYS_ON_ENTITY: &str = "SELECT k.*, a.name AS app_name, d.name AS device_name FROM foreign_keys k \
          JOIN foreign_devices d ON d.id = k.device_id JOIN foreign_apps a ON a.id = d.app_id \
          WHERE k.org_id = ?1 AND k.table_name = ?2 AND k.record_id = ?3 ORDER BY k.id LIMIT ?4";
-    /// Index `foreign_keys_name` (the upsert address).
+    /// Index `foreign_keys_name` (the upsert address, and a lookup that gives all of it).
     pub const KEY_AT: &str = "SELECT * FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2 AND key_name = ?3 \
-         AND table_name = ?4 AND record_id = ?5";
+         AND table_name = ?4 AND record_id = ?5 LIMIT ?6";
+    /// The `(device_id, key_name)` prefix of `foreign_keys_name` or `foreign_keys_value`.
+    pub const KEYS_NAMED: &str = "SELECT * FROM foreign_keys WHERE org_id = ?1 AND device_id = ?2 AND key_name = ?3 \
+         AND (?4 IS NULL OR table_name = ?4) AND (?5 IS NULL OR record_id = ?5) ORDER BY id LIMIT ?6";
 }
 
 fn id32(row: &SqliteRow, col: &str) -> Result<i32> {
@@ -102,15 +105,105 @@ fn key_from(row: &SqliteRow) -> Result<ForeignKey> {
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
-async fn app_by_name(tx: &mut Tx<'_>, org: Uuid, name: &str) -> Result<Option<ForeignApp>> {
+/// A device's address in an application.
+fn path_in(app: &ForeignApp, name: &str, identifier: &str) -> DevicePath {
+    DevicePath {
+        app: app.name.clone(),
+        device: name.to_string(),
+        identifier: identifier.to_string(),
+    }
+}
+
+// The lookups run on the read pool (the `Store` methods) or inside a write transaction alike.
+
+pub(super) async fn app_by_name<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    org: Uuid,
+    name: &str,
+) -> Result<Option<ForeignApp>> {
     sqlx::query(sql::APP_BY_NAME)
         .bind(org.to_string())
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(ex)
         .await?
         .as_ref()
         .map(app_from)
         .transpose()
+}
+
+pub(super) async fn app_by_id<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    org: Uuid,
+    id: i32,
+) -> Result<Option<ForeignApp>> {
+    sqlx::query(sql::APP_BY_ID)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(app_from)
+        .transpose()
+}
+
+pub(super) async fn device_at<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    org: Uuid,
+    p: &DevicePath,
+) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_AT)
+        .bind(org.to_string())
+        .bind(&p.app)
+        .bind(&p.device)
+        .bind(&p.identifier)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+pub(super) async fn device_by_id<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    org: Uuid,
+    id: i32,
+) -> Result<Option<ForeignDevice>> {
+    sqlx::query(sql::DEVICE_BY_ID)
+        .bind(org.to_string())
+        .bind(id)
+        .fetch_optional(ex)
+        .await?
+        .as_ref()
+        .map(device_from)
+        .transpose()
+}
+
+/// A device's keys matching `f`: the exact address through the unique index, a key name through
+/// the `(device_id, key_name)` prefix, else every key of the device.
+pub(super) async fn keys_of_device<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    org: Uuid,
+    device_id: i32,
+    f: &KeyFilter,
+    limit: i64,
+) -> Result<Vec<ForeignKey>> {
+    let q = match (&f.key_name, &f.table_name, f.record_id) {
+        (Some(_), Some(_), Some(_)) => sql::KEY_AT,
+        (Some(_), _, _) => sql::KEYS_NAMED,
+        _ => sql::KEYS_OF_DEVICE,
+    };
+    sqlx::query(q)
+        .bind(org.to_string())
+        .bind(device_id)
+        .bind(f.key_name.as_deref())
+        .bind(f.table_name.as_deref())
+        .bind(f.record_id)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(key_from)
+        .collect()
 }
 
 async fn insert_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp> {
@@ -139,29 +232,10 @@ async fn insert_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp
 }
 
 async fn ensure_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp> {
-    match app_by_name(tx, s.org_id, name).await? {
+    match app_by_name(&mut **tx, s.org_id, name).await? {
         Some(a) => Ok(a),
         None => insert_app(tx, name, s).await,
     }
-}
-
-async fn device_at(
-    tx: &mut Tx<'_>,
-    org: Uuid,
-    app: &ForeignApp,
-    name: &str,
-    ident: &str,
-) -> Result<Option<ForeignDevice>> {
-    sqlx::query(sql::DEVICE_AT)
-        .bind(org.to_string())
-        .bind(&app.name)
-        .bind(name)
-        .bind(ident)
-        .fetch_optional(&mut **tx)
-        .await?
-        .as_ref()
-        .map(device_from)
-        .transpose()
 }
 
 async fn insert_device(tx: &mut Tx<'_>, app: &ForeignApp, name: &str, ident: &str, s: &Stamp) -> Result<ForeignDevice> {
@@ -194,28 +268,21 @@ async fn ensure_device(
     ident: &str,
     s: &Stamp,
 ) -> Result<(ForeignDevice, bool)> {
-    match device_at(tx, s.org_id, app, name, ident).await? {
+    match device_at(&mut **tx, s.org_id, &path_in(app, name, ident)).await? {
         Some(d) => Ok((d, false)),
         None => Ok((insert_device(tx, app, name, ident, s).await?, true)),
     }
 }
 
-async fn device_by_id(tx: &mut Tx<'_>, org: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
-    sqlx::query(sql::DEVICE_BY_ID)
-        .bind(org.to_string())
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .as_ref()
-        .map(device_from)
-        .transpose()
-}
-
 /// The device a target names within `app`.
 async fn target_device(tx: &mut Tx<'_>, app: &ForeignApp, target: &DeviceTarget) -> Result<Option<ForeignDevice>> {
     match target {
-        DeviceTarget::Id(id) => Ok(device_by_id(tx, app.org_id, *id).await?.filter(|d| d.app_id == app.id)),
-        DeviceTarget::Path { name, identifier } => device_at(tx, app.org_id, app, name, identifier).await,
+        DeviceTarget::Id(id) => Ok(device_by_id(&mut **tx, app.org_id, *id)
+            .await?
+            .filter(|d| d.app_id == app.id)),
+        DeviceTarget::Path { name, identifier } => {
+            device_at(&mut **tx, app.org_id, &path_in(app, name, identifier)).await
+        }
     }
 }
 
@@ -227,50 +294,20 @@ async fn count(tx: &mut Tx<'_>, q: &str, org: Uuid, id: i32) -> Result<i64> {
         .await?)
 }
 
-pub(super) async fn get_app(pool: &SqlitePool, org: Uuid, id: i32) -> Result<Option<ForeignApp>> {
-    sqlx::query(sql::APP_BY_ID)
-        .bind(org.to_string())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(app_from)
-        .transpose()
-}
-
-pub(super) async fn get_app_by_name(pool: &SqlitePool, org: Uuid, name: &str) -> Result<Option<ForeignApp>> {
-    sqlx::query(sql::APP_BY_NAME)
-        .bind(org.to_string())
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(app_from)
-        .transpose()
-}
-
 pub(super) async fn save_app(pool: &SqlitePool, id: i32, name: &str, s: &Stamp) -> Result<Option<ForeignApp>> {
     let mut tx = pool.begin().await?;
     if id == 0 {
-        if app_by_name(&mut tx, s.org_id, name).await?.is_some() {
+        if app_by_name(&mut *tx, s.org_id, name).await?.is_some() {
             return Err(Error::Conflict(format!("an application named {name:?} already exists")));
         }
         let app = insert_app(&mut tx, name, s).await?;
         tx.commit().await?;
         return Ok(Some(app));
     }
-    let Some(old) = sqlx::query(sql::APP_BY_ID)
-        .bind(s.org_id.to_string())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(app_from)
-        .transpose()?
-    else {
+    let Some(old) = app_by_id(&mut *tx, s.org_id, id).await? else {
         return Ok(None);
     };
-    if old.name != name && app_by_name(&mut tx, s.org_id, name).await?.is_some() {
+    if old.name != name && app_by_name(&mut *tx, s.org_id, name).await?.is_some() {
         return Err(Error::Conflict(format!("an application named {name:?} already exists")));
     }
     let a = &s.author;
@@ -304,15 +341,7 @@ pub(super) async fn save_app(pool: &SqlitePool, id: i32, name: &str, s: &Stamp) 
 
 pub(super) async fn delete_app(pool: &SqlitePool, id: i32, s: &Stamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    let Some(app) = sqlx::query(sql::APP_BY_ID)
-        .bind(s.org_id.to_string())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(app_from)
-        .transpose()?
-    else {
+    let Some(app) = app_by_id(&mut *tx, s.org_id, id).await? else {
         return Ok(false);
     };
     let devices = count(
@@ -359,30 +388,6 @@ pub(super) async fn list_devices(pool: &SqlitePool, org: Uuid, app_id: i32) -> R
         .collect()
 }
 
-pub(super) async fn get_device(pool: &SqlitePool, org: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
-    sqlx::query(sql::DEVICE_BY_ID)
-        .bind(org.to_string())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(device_from)
-        .transpose()
-}
-
-pub(super) async fn get_device_at(pool: &SqlitePool, org: Uuid, p: &DevicePath) -> Result<Option<ForeignDevice>> {
-    sqlx::query(sql::DEVICE_AT)
-        .bind(org.to_string())
-        .bind(&p.app)
-        .bind(&p.device)
-        .bind(&p.identifier)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(device_from)
-        .transpose()
-}
-
 pub(super) async fn save_device(
     pool: &SqlitePool,
     app_name: &str,
@@ -394,7 +399,7 @@ pub(super) async fn save_device(
     let mut tx = pool.begin().await?;
     let (app, device, created) = match target {
         DeviceTarget::Id(_) => {
-            let Some(app) = app_by_name(&mut tx, s.org_id, app_name).await? else {
+            let Some(app) = app_by_name(&mut *tx, s.org_id, app_name).await? else {
                 return Ok(None);
             };
             let Some(d) = target_device(&mut tx, &app, target).await? else {
@@ -414,7 +419,9 @@ pub(super) async fn save_device(
     }
     let (name, ident) = rename.unwrap_or((&device.name, &device.identifier));
     if (name, ident) != (device.name.as_str(), device.identifier.as_str())
-        && device_at(&mut tx, s.org_id, &app, name, ident).await?.is_some()
+        && device_at(&mut *tx, s.org_id, &path_in(&app, name, ident))
+            .await?
+            .is_some()
     {
         return Err(Error::Conflict(format!(
             "the application already has a device named {name:?} with the identifier {ident:?}"
@@ -450,7 +457,7 @@ pub(super) async fn save_device(
 
 pub(super) async fn delete_device(pool: &SqlitePool, app_name: &str, target: &DeviceTarget, s: &Stamp) -> Result<bool> {
     let mut tx = pool.begin().await?;
-    let Some(app) = app_by_name(&mut tx, s.org_id, app_name).await? else {
+    let Some(app) = app_by_name(&mut *tx, s.org_id, app_name).await? else {
         return Ok(false);
     };
     let Some(d) = target_device(&mut tx, &app, target).await? else {
@@ -475,27 +482,6 @@ pub(super) async fn delete_device(pool: &SqlitePool, app_name: &str, target: &De
     .await?;
     tx.commit().await?;
     Ok(true)
-}
-
-pub(super) async fn list_keys(
-    pool: &SqlitePool,
-    org: Uuid,
-    device_id: i32,
-    f: &KeyFilter,
-    limit: u32,
-) -> Result<Vec<ForeignKey>> {
-    sqlx::query(sql::KEYS_OF_DEVICE)
-        .bind(org.to_string())
-        .bind(device_id)
-        .bind(f.key_name.as_deref())
-        .bind(f.table_name.as_deref())
-        .bind(f.record_id)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(key_from)
-        .collect()
 }
 
 pub(super) async fn list_app_keys(pool: &SqlitePool, org: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {
@@ -561,17 +547,12 @@ pub(super) async fn save_key(
     let mut tx = pool.begin().await?;
     let app = ensure_app(&mut tx, &p.app, s).await?;
     let (device, _) = ensure_device(&mut tx, &app, &p.device, &p.identifier, s).await?;
-    let existing = sqlx::query(sql::KEY_AT)
-        .bind(s.org_id.to_string())
-        .bind(device.id)
-        .bind(&k.key_name)
-        .bind(&k.table_name)
-        .bind(k.record_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(key_from)
-        .transpose()?;
+    let address = KeyFilter {
+        key_name: Some(k.key_name.clone()),
+        table_name: Some(k.table_name.clone()),
+        record_id: Some(k.record_id),
+    };
+    let existing = keys_of_device(&mut *tx, s.org_id, device.id, &address, 1).await?.pop();
     let (row, event_type) = match (existing, mode) {
         (Some(_), KeyMode::Add) => {
             return Err(Error::Conflict(
@@ -622,24 +603,13 @@ pub(super) async fn save_key(
 
 pub(super) async fn delete_keys(pool: &SqlitePool, p: &DevicePath, f: &KeyFilter, s: &Stamp) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let Some(app) = app_by_name(&mut tx, s.org_id, &p.app).await? else {
+    let Some(app) = app_by_name(&mut *tx, s.org_id, &p.app).await? else {
         return Ok(0);
     };
-    let Some(device) = device_at(&mut tx, s.org_id, &app, &p.device, &p.identifier).await? else {
+    let Some(device) = device_at(&mut *tx, s.org_id, p).await? else {
         return Ok(0);
     };
-    let keys: Vec<ForeignKey> = sqlx::query(sql::KEYS_OF_DEVICE)
-        .bind(s.org_id.to_string())
-        .bind(device.id)
-        .bind(f.key_name.as_deref())
-        .bind(f.table_name.as_deref())
-        .bind(f.record_id)
-        .bind(i64::MAX)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(key_from)
-        .collect::<Result<_>>()?;
+    let keys = keys_of_device(&mut *tx, s.org_id, device.id, f, i64::MAX).await?;
     for k in &keys {
         sqlx::query("DELETE FROM foreign_keys WHERE org_id = ?1 AND id = ?2")
             .bind(s.org_id.to_string())

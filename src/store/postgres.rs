@@ -824,11 +824,11 @@ impl Store for PgStore {
     }
 
     async fn get_foreign_app(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignApp>> {
-        f::get_app(&self.pool, org_id, id).await
+        f::app_by_id(&self.pool, org_id, id).await
     }
 
     async fn get_foreign_app_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<ForeignApp>> {
-        f::get_app_by_name(&self.pool, org_id, name).await
+        f::app_by_name(&self.pool, org_id, name).await
     }
 
     async fn save_foreign_app(&self, id: i32, name: &str, stamp: &Stamp) -> Result<Option<ForeignApp>> {
@@ -844,11 +844,11 @@ impl Store for PgStore {
     }
 
     async fn get_foreign_device(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
-        f::get_device(&self.pool, org_id, id).await
+        f::device_by_id(&self.pool, org_id, id).await
     }
 
     async fn get_foreign_device_at(&self, org_id: Uuid, path: &DevicePath) -> Result<Option<ForeignDevice>> {
-        f::get_device_at(&self.pool, org_id, path).await
+        f::device_at(&self.pool, org_id, path).await
     }
 
     async fn save_foreign_device(
@@ -873,7 +873,7 @@ impl Store for PgStore {
         filter: &KeyFilter,
         limit: u32,
     ) -> Result<Vec<ForeignKey>> {
-        f::list_keys(&self.pool, org_id, device_id, filter, limit).await
+        f::keys_of_device(&self.pool, org_id, device_id, filter, i64::from(limit)).await
     }
 
     async fn list_app_foreign_keys(&self, org_id: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {

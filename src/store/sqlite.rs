@@ -820,11 +820,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_foreign_app(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignApp>> {
-        f::get_app(&self.reader, org_id, id).await
+        f::app_by_id(&self.reader, org_id, id).await
     }
 
     async fn get_foreign_app_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<ForeignApp>> {
-        f::get_app_by_name(&self.reader, org_id, name).await
+        f::app_by_name(&self.reader, org_id, name).await
     }
 
     async fn save_foreign_app(&self, id: i32, name: &str, stamp: &Stamp) -> Result<Option<ForeignApp>> {
@@ -840,11 +840,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_foreign_device(&self, org_id: Uuid, id: i32) -> Result<Option<ForeignDevice>> {
-        f::get_device(&self.reader, org_id, id).await
+        f::device_by_id(&self.reader, org_id, id).await
     }
 
     async fn get_foreign_device_at(&self, org_id: Uuid, path: &DevicePath) -> Result<Option<ForeignDevice>> {
-        f::get_device_at(&self.reader, org_id, path).await
+        f::device_at(&self.reader, org_id, path).await
     }
 
     async fn save_foreign_device(
@@ -869,7 +869,7 @@ impl Store for SqliteStore {
         filter: &KeyFilter,
         limit: u32,
     ) -> Result<Vec<ForeignKey>> {
-        f::list_keys(&self.reader, org_id, device_id, filter, limit).await
+        f::keys_of_device(&self.reader, org_id, device_id, filter, i64::from(limit)).await
     }
 
     async fn list_app_foreign_keys(&self, org_id: Uuid, app_id: i32, limit: u32) -> Result<Vec<ForeignKey>> {

@@ -75,6 +75,12 @@ const LOOKUPS: &[Lookup] = &[
         uses: &[("foreign_apps", &["foreign_apps_name"])],
     },
     Lookup {
+        name: "KEYS_NAMED",
+        sqlite: lite::KEYS_NAMED,
+        postgres: pgsql::KEYS_NAMED,
+        uses: &[("foreign_keys", &["foreign_keys_name", "foreign_keys_value"])],
+    },
+    Lookup {
         name: "KEYS_OF_DEVICE",
         sqlite: lite::KEYS_OF_DEVICE,
         postgres: pgsql::KEYS_OF_DEVICE,
@@ -409,7 +415,20 @@ fn pg_params(name: &str, t: &Target) -> Vec<Vec<P>> {
             .collect(),
         "DEVICE_AT" => vec![vec![org, text(t.app), text(t.device_name), text(&t.identifier)]],
         "KEYS_ON_ENTITY" => vec![vec![org, text(t.table), P::I32(t.record), P::I64(1001)]],
-        "KEY_AT" => vec![vec![org, dev, text(t.key), text(t.table), P::I32(t.record)]],
+        "KEY_AT" => vec![vec![org, dev, text(t.key), text(t.table), P::I32(t.record), P::I64(1)]],
+        "KEYS_NAMED" => [(None, None), (Some(t.table), None), (None, Some(t.record))]
+            .into_iter()
+            .map(|(tb, r)| {
+                vec![
+                    org.clone(),
+                    dev.clone(),
+                    text(t.key),
+                    P::Text(tb.map(Into::into)),
+                    r.map(P::I32).unwrap_or(P::NullI32),
+                    P::I64(1001),
+                ]
+            })
+            .collect(),
         "APP_BY_NAME" => vec![vec![org, text(t.app)]],
         "APP_BY_ID" => vec![vec![org, P::I32(t.app_id)]],
         "DEVICE_BY_ID" => vec![vec![org, dev]],
