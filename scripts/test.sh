@@ -27,3 +27,5 @@ fi
 echo "PostgreSQL at $KEYGATE_TEST_POSTGRES_URL"
 echo "== cargo test"
 cargo test --locked --no-fail-fast
+echo "== schemathesis: /openapi.json checked against the server"
+bash scripts/schemathesis.sh

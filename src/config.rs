@@ -64,6 +64,9 @@ pub struct Settings {
     pub time_zone: String,
     /// Unsafe, for tests only: install a movable clock and the `/_test/clock` route.
     pub unsafe_test_clock: bool,
+    /// For `bench/run.sh` only: serve `POST /_bench/bare` (outside keygate's middleware) and
+    /// `POST /_bench/middleware` (inside it), a bare JSON handler that measures the HTTP ceiling.
+    pub bench_routes: bool,
     /// Seconds a connection may take to send a request's headers, and may stay idle between
     /// requests; then it is closed.
     pub header_read_timeout_secs: u64,
@@ -139,6 +142,7 @@ impl Default for Settings {
             public_url: None,
             time_zone: "UTC".into(),
             unsafe_test_clock: false,
+            bench_routes: false,
             header_read_timeout_secs: 10,
             max_connections: 4096,
             max_connections_per_address: 256,

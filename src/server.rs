@@ -1,5 +1,6 @@
 //! Start-up and the route table.
 
+use crate::api::doc::ApiDoc;
 use crate::api::{
     self, AppState, admin, events, guest, keys, locks, login, pages, smartphonekey, superoffice, system, tedee,
 };
@@ -21,62 +22,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::timeout::TimeoutLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "keygate", description = "Issue, verify, use up and revoke access keys."),
-    modifiers(&SecurityAddon),
-    security(("basic" = []), ("ticket" = []), ("bearer" = []), ("api_key" = []), ("session" = [])),
-    tags((name = "keys"), (name = "auth"), (name = "admin"), (name = "events"), (name = "locks"))
-)]
-struct ApiDoc;
-
-struct SecurityAddon;
-
-impl Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let c = openapi.components.get_or_insert_with(Default::default);
-        c.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-        c.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-        c.add_security_scheme(
-            "ticket",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "Authorization",
-                "SOTicket 7T:...",
-            ))),
-        );
-        c.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
-        );
-        c.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "keygate_session",
-                "plus X-XSRF-TOKEN on non-GET requests",
-            ))),
-        );
-    }
-}
-
 /// The native API: one line per route, documented from the same definitions.
 fn native_api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let native = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::verify))
         .routes(routes!(keys::get, keys::revoke))
@@ -94,8 +46,10 @@ fn native_api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::revoke_api_key))
         .routes(routes!(events::list))
         .routes(routes!(locks::create, locks::list))
-        .routes(routes!(locks::get))
-        .split_for_parts()
+        .routes(routes!(locks::get));
+    let (router, mut doc) = native.split_for_parts();
+    api::doc::complete(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document of the native API.
@@ -113,7 +67,7 @@ pub struct RouteInfo {
     pub path: String,
     /// `native`, `tedee`, `superoffice`, `smartphonekey`, `guest`, `pages` or `system`.
     pub surface: &'static str,
-    /// Served only with `unsafe_test_clock` on.
+    /// Served only with `unsafe_test_clock` (or, for `/_bench/*`, `bench_routes`) on.
     pub test_only: bool,
 }
 
@@ -121,7 +75,7 @@ type Entry = (&'static str, &'static str, &'static str, MethodRouter<AppState>);
 
 /// The routes outside the native API, one line each: method, path, surface, handler.
 fn surface_routes() -> Vec<Entry> {
-    vec![
+    let mut routes = vec![
         // Tedee-compatible personal access keys.
         (
             "POST",
@@ -143,7 +97,8 @@ fn surface_routes() -> Vec<Entry> {
             delete(tedee::delete),
         ),
         ("ANY", "/api/{version}/my/{*rest}", "tedee", any(tedee::not_found)),
-        // SuperOffice Person agent (REST) and Services86 SOAP, and ticket login.
+        // SuperOffice agents over REST: POST runs a method, GET describes it. Their SOAP
+        // endpoints (every service at Services86, 87 and 88) follow the table below.
         (
             "POST",
             "/api/v1/Agents/Person/{method}",
@@ -151,30 +106,11 @@ fn surface_routes() -> Vec<Entry> {
             post(superoffice::rest::person),
         ),
         (
-            "POST",
-            "/Remote/Services86/Person.svc",
-            "superoffice",
-            post(superoffice::soap::person),
-        ),
-        (
             "GET",
-            "/Remote/Services86/Person.svc",
+            "/api/v1/Agents/Person/{method}",
             "superoffice",
-            get(superoffice::soap::person_wsdl),
+            get(superoffice::rest::person_describe),
         ),
-        (
-            "POST",
-            "/Remote/Services86/SoPrincipal.svc",
-            "superoffice",
-            post(superoffice::soap::principal),
-        ),
-        (
-            "GET",
-            "/Remote/Services86/SoPrincipal.svc",
-            "superoffice",
-            get(superoffice::soap::principal_wsdl),
-        ),
-        // SuperOffice ForeignSystem agent (REST) and Services86 SOAP.
         (
             "POST",
             "/api/v1/Agents/ForeignSystem/{method}",
@@ -182,16 +118,10 @@ fn surface_routes() -> Vec<Entry> {
             post(superoffice::rest::foreign_system),
         ),
         (
-            "POST",
-            "/Remote/Services86/ForeignSystem.svc",
-            "superoffice",
-            post(superoffice::soap::foreign_system),
-        ),
-        (
             "GET",
-            "/Remote/Services86/ForeignSystem.svc",
+            "/api/v1/Agents/ForeignSystem/{method}",
             "superoffice",
-            get(superoffice::soap::foreign_system_wsdl),
+            get(superoffice::rest::foreign_system_describe),
         ),
         // SmartphoneKey lock temp keys.
         (
@@ -257,6 +187,44 @@ fn surface_routes() -> Vec<Entry> {
             "guest",
             get(guest::confirmation),
         ),
+        (
+            "POST",
+            "/temp-keys/{uuid}/doors/{doorId}/open",
+            "guest",
+            post(guest::open_door),
+        ),
+        // The collective routes again under SmartphoneKey's newer name (the same handlers).
+        (
+            "POST",
+            "/collective-temp-keys",
+            "smartphonekey",
+            post(smartphonekey::create_collective),
+        ),
+        (
+            "GET",
+            "/collective-temp-keys",
+            "smartphonekey",
+            get(smartphonekey::list_collective),
+        ),
+        (
+            "DELETE",
+            "/collective-temp-keys/{uuid}",
+            "smartphonekey",
+            delete(smartphonekey::delete_collective),
+        ),
+        ("GET", "/collective-temp-keys/{uuid}", "guest", get(guest::show)),
+        (
+            "GET",
+            "/collective-temp-keys/{uuid}/confirmation",
+            "guest",
+            get(guest::confirmation),
+        ),
+        (
+            "POST",
+            "/collective-temp-keys/{uuid}/doors/{doorId}/open",
+            "guest",
+            post(guest::open_door),
+        ),
         // Web pages: my personal access keys.
         ("GET", "/account", "pages", get(pages::account)),
         ("GET", "/account/login", "pages", get(pages::login_page)),
@@ -266,10 +234,24 @@ fn surface_routes() -> Vec<Entry> {
         ("GET", "/account/style.css", "pages", get(pages::style_css)),
         ("GET", "/healthz", "system", get(system::healthz)),
         ("GET", "/metrics", "system", get(system::metrics)),
-    ]
+    ];
+    // SuperOffice SOAP: POST calls a service version, GET ?wsdl describes it.
+    for &(path, agent, version) in superoffice::soap::ENDPOINTS {
+        routes.push(("POST", path, "superoffice", superoffice::soap::endpoint(agent, version)));
+        routes.push((
+            "GET",
+            path,
+            "superoffice",
+            superoffice::soap::wsdl_endpoint(agent, version),
+        ));
+    }
+    routes
 }
 
 const TEST_CLOCK: &str = "/_test/clock";
+/// `bench_routes` only: the bench ceiling's handler outside keygate's middleware, and inside it.
+const BENCH_BARE: &str = "/_bench/bare";
+const BENCH_MIDDLEWARE: &str = "/_bench/middleware";
 
 /// Every route the server serves: the native API's (from its OpenAPI document, which the same
 /// definitions generate), `/openapi.json`, and the other surfaces' table.
@@ -302,12 +284,14 @@ pub fn routes() -> Vec<RouteInfo> {
             .map(|(m, p, surface, _)| info(m, p, surface, false)),
     );
     out.push(info("POST", TEST_CLOCK, "system", true));
+    out.push(info("POST", BENCH_BARE, "system", true));
+    out.push(info("POST", BENCH_MIDDLEWARE, "system", true));
     out
 }
 
 pub fn router(state: AppState) -> Router {
     let (native, doc) = native_api();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(api::doc::to_json(&doc));
     let mut app = Router::new().merge(native).route(
         "/openapi.json",
         get(move || {
@@ -316,19 +300,121 @@ pub fn router(state: AppState) -> Router {
         }),
     );
     // Routes of one path with several methods merge into one method router.
-    for (_, path, _, handler) in surface_routes() {
+    for (_, path, surface, handler) in surface_routes() {
+        // Tedee's wire rules (405 in the envelope, X-Correlation-ID, API-Supported-Versions)
+        // hold on every route of that surface.
+        let handler = if surface == "tedee" {
+            handler.layer(middleware::from_fn(tedee::wire))
+        } else {
+            handler
+        };
         app = app.route(path, handler);
     }
     if state.test_clock.is_some() {
         app = app.route(TEST_CLOCK, post(system::move_clock));
     }
+    let bench = state.settings.bench_routes;
+    if bench {
+        app = app.route(BENCH_MIDDLEWARE, post(bench_json));
+    }
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let limit = state.settings.body_limit_bytes;
-    app.fallback(no_route)
+    let app = app
+        .fallback(no_route)
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    let app = with_canonical_case(app);
+    if bench {
+        // Merged after the layers, so none of them wraps it.
+        app.merge(Router::new().route(BENCH_BARE, post(bench_json)))
+    } else {
+        app
+    }
+}
+
+/// The bench ceiling (`bench_routes`): a small JSON body in, a small JSON body out, nothing
+/// else. `examples/ceiling.rs` serves the same handler in a process of its own.
+async fn bench_json(axum::Json(body): axum::Json<serde_json::Value>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"valid": true, "code": "VALID", "echo": body.get("key")}))
+}
+
+/// The surfaces whose source systems match paths without regard to case (SuperOffice on IIS,
+/// Tedee). keygate's own routes (`/v1`, ...) stay case-sensitive.
+const CASE_INSENSITIVE_SURFACES: &[&str] = &["superoffice", "tedee"];
+
+/// Wrap the router in a step that runs before routing: a path that matches a route of a
+/// case-insensitive surface only without regard to case is rewritten to that route's spelling
+/// (see [`canonical_path`]); the query string is kept as sent.
+fn with_canonical_case(app: Router) -> Router {
+    let patterns: Arc<Vec<&'static str>> = Arc::new(
+        surface_routes()
+            .into_iter()
+            .filter(|(_, _, surface, _)| CASE_INSENSITIVE_SURFACES.contains(surface))
+            .map(|(_, path, _, _)| path)
+            .collect(),
+    );
+    Router::new()
+        .fallback_service(app)
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
+            if let Some(path) = canonical_path(&patterns, req.uri().path()) {
+                let path_and_query = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                let mut parts = req.uri().clone().into_parts();
+                if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(path_and_query) {
+                    parts.path_and_query = Some(pq);
+                    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                        *req.uri_mut() = uri;
+                    }
+                }
+            }
+            next.run(req)
+        }))
+}
+
+/// The spelling of `path` in the route `patterns` when it matches one of them only without
+/// regard to case: literal segments take the pattern's spelling; parameter segments (`{id}`,
+/// `{*rest}`) keep the request's, so ids and names pass unchanged. `None` when no pattern
+/// matches or the path is already spelled so. Of several matches, the one with the most
+/// literal segments wins (`.../personalaccesskey` over `.../{*rest}`).
+pub fn canonical_path(patterns: &[&str], path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut best: Option<(usize, String)> = None;
+    for pattern in patterns {
+        let mut out: Vec<&str> = Vec::with_capacity(segs.len());
+        let mut literals = 0;
+        let mut i = 0;
+        let mut matched = true;
+        for p in pattern.split('/') {
+            let param = p.starts_with('{') && p.ends_with('}');
+            if param && p.starts_with("{*") {
+                // A wildcard takes the non-empty rest, as the router does.
+                matched = i < segs.len() && segs[i..].iter().any(|s| !s.is_empty());
+                out.extend(segs.get(i..).unwrap_or_default());
+                i = segs.len();
+                break;
+            }
+            match segs.get(i) {
+                Some(seg) if param && !seg.is_empty() => out.push(seg),
+                Some(seg) if !param && p.eq_ignore_ascii_case(seg) => {
+                    out.push(p);
+                    literals += 1;
+                }
+                _ => {
+                    matched = false;
+                    break;
+                }
+            }
+            i += 1;
+        }
+        if matched && i == segs.len() && best.as_ref().is_none_or(|(n, _)| literals > *n) {
+            best = Some((literals, out.join("/")));
+        }
+    }
+    best.map(|(_, p)| p).filter(|p| p != path)
 }
 
 async fn no_route() -> Response {
@@ -350,7 +436,12 @@ async fn track(req: Request, next: Next) -> Response {
     let secs = start.elapsed().as_secs_f64();
     metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("keygate_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone()).record(secs);
-    tracing::info!(%method, route, status, ms = secs * 1000.0, "request");
+    match resp.headers().get(tedee::CORRELATION_ID).and_then(|v| v.to_str().ok()) {
+        Some(correlation_id) => {
+            tracing::info!(%method, route, status, ms = secs * 1000.0, correlation_id, "request")
+        }
+        None => tracing::info!(%method, route, status, ms = secs * 1000.0, "request"),
+    }
     if resp.status() == StatusCode::REQUEST_TIMEOUT {
         tracing::warn!(route, "request timed out");
     }
@@ -584,6 +675,41 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paths_take_the_routes_spelling_and_keep_their_parameters() {
+        let routes = [
+            "/api/{version}/my/personalaccesskey",
+            "/api/{version}/my/personalaccesskey/{id}",
+            "/api/{version}/my/{*rest}",
+            "/api/v1/Agents/Person/{method}",
+            "/Remote/Services86/Person.svc",
+        ];
+        let c = |p: &str| super::canonical_path(&routes, p);
+        assert_eq!(
+            c("/api/v1/agents/person/checktemporarykey").as_deref(),
+            Some("/api/v1/Agents/Person/checktemporarykey")
+        );
+        assert_eq!(
+            c("/remote/services86/person.svc").as_deref(),
+            Some("/Remote/Services86/Person.svc")
+        );
+        assert_eq!(
+            c("/API/V37/My/PersonalAccessKey").as_deref(),
+            Some("/api/V37/my/personalaccesskey")
+        );
+        assert_eq!(
+            c("/API/v37/MY/PersonalAccessKey/AbC-1").as_deref(),
+            Some("/api/v37/my/personalaccesskey/AbC-1")
+        );
+        assert_eq!(c("/API/v37/MY/Other/Thing").as_deref(), Some("/api/v37/my/Other/Thing"));
+        // Already spelled so, or no route of these surfaces.
+        assert_eq!(c("/Remote/Services86/Person.svc"), None);
+        assert_eq!(c("/V1/keys"), None);
+        assert_eq!(c("/remote/services86/person.svc/extra"), None);
+        assert_eq!(c("/api/v37/my/"), None);
+        assert_eq!(c("/api/v1/agents/person/"), None);
+    }
+
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Administration: organizations, users and organization API keys.
 
 use super::auth::Auth;
+use super::doc::schema;
 use super::extract::{ApiJson, parse_uuid};
 use super::{ApiResult, AppState, ErrorBody};
 use crate::model::{ApiKey, Organization, User};
@@ -34,6 +35,7 @@ impl From<&Organization> for OrgView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
+    #[schema(schema_with = schema::org_name)]
     pub name: String,
 }
 
@@ -48,7 +50,9 @@ pub struct CreatedOrg {
 
 /// Create an organization (administrators of the system organization).
 #[utoipa::path(post, path = "/v1/orgs", tag = "admin", request_body = CreateOrgRequest,
-    responses((status = 201, body = CreatedOrg), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "The organization, with its first API key (once).", body = CreatedOrg),
+        (status = 403, description = "Only administrators of the system organization create organizations.", body = ErrorBody),
+        (status = 409, description = "An organization of that name exists.", body = ErrorBody)))]
 pub async fn create_org(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -66,13 +70,16 @@ pub async fn create_org(
 }
 
 /// Organizations the caller may see.
-#[utoipa::path(get, path = "/v1/orgs", tag = "admin", responses((status = 200, body = [OrgView])))]
+#[utoipa::path(get, path = "/v1/orgs", tag = "admin",
+    responses((status = 200, description = "The caller's organization (system administrators: all).", body = [OrgView])))]
 pub async fn list_orgs(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<OrgView>>> {
     Ok(Json(st.svc.list_orgs(&p).await?.iter().map(OrgView::from).collect()))
 }
 
 /// One organization.
-#[utoipa::path(get, path = "/v1/orgs/{id}", tag = "admin", params(("id" = Uuid, Path)), responses((status = 200, body = OrgView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/orgs/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The organization.", body = OrgView),
+        (status = 404, description = "No such organization visible to the caller.", body = ErrorBody)))]
 pub async fn get_org(State(st): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(OrgView::from(&st.svc.get_org(&p, id).await?)))
@@ -107,20 +114,25 @@ impl From<&User> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(schema_with = schema::username)]
     pub username: String,
-    /// At least 8 characters.
+    #[schema(schema_with = schema::new_password)]
     pub password: String,
     /// Default: the caller's organization.
     pub org_id: Option<Uuid>,
     #[serde(default)]
     pub admin: bool,
-    /// Numeric person id for the SuperOffice surface.
+    /// Numeric person id for the SuperOffice surface: 1 to 2147483647.
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub person_id: Option<i64>,
 }
 
 /// Create a user (organization administrators; system administrators in any organization).
 #[utoipa::path(post, path = "/v1/users", tag = "admin", request_body = CreateUserRequest,
-    responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, description = "The user.", body = UserView),
+        (status = 404, description = "No such organization visible to the caller (`org_id`).", body = ErrorBody),
+        (status = 409, description = "A user of that name exists.", body = ErrorBody)))]
 pub async fn create_user(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -135,7 +147,7 @@ pub async fn create_user(
 }
 
 /// The organization's users (administrators).
-#[utoipa::path(get, path = "/v1/users", tag = "admin", responses((status = 200, body = [UserView]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users", tag = "admin", responses((status = 200, description = "The organization's users.", body = [UserView])))]
 pub async fn list_users(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<UserView>>> {
     Ok(Json(st.svc.list_users(&p).await?.iter().map(UserView::from).collect()))
 }
@@ -143,7 +155,7 @@ pub async fn list_users(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
-    /// A new password (at least 8 characters); ends the user's tickets and sessions.
+    #[schema(schema_with = schema::new_password_or_null)]
     pub password: Option<String>,
     /// Disable (every credential of the user is refused at once, and its tickets and sessions
     /// end) or enable the user.
@@ -153,7 +165,9 @@ pub struct UpdateUserRequest {
 /// Set a user's password, or disable or enable it (organization administrators, signed in as a
 /// person: never an API key or a personal key).
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "admin", params(("id" = Uuid, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The user.", body = UserView),
+        (status = 403, description = "Not an administrator signed in as a person (API keys and personal keys may not), or an administrator disabling themself.", body = ErrorBody),
+        (status = 404, description = "No such user in the organization.", body = ErrorBody)))]
 pub async fn update_user(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -168,7 +182,9 @@ pub async fn update_user(
 /// Lift a user's lock-out after failed logins, on every node (organization administrators,
 /// signed in as a person).
 #[utoipa::path(post, path = "/v1/users/{id}/unlock", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The user.", body = UserView),
+        (status = 403, description = "Not an administrator signed in as a person (API keys and personal keys may not).", body = ErrorBody),
+        (status = 404, description = "No such user in the organization.", body = ErrorBody)))]
 pub async fn unlock_user(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -179,7 +195,9 @@ pub async fn unlock_user(
 }
 
 /// One user (administrators, or the user themself).
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "admin", params(("id" = Uuid, Path)), responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The user.", body = UserView),
+        (status = 404, description = "No such user in the organization, or (for a user) not the caller.", body = ErrorBody)))]
 pub async fn get_user(State(st): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(UserView::from(&st.svc.get_user(&p, id).await?)))
@@ -209,6 +227,7 @@ impl From<&ApiKey> for ApiKeyView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    #[schema(schema_with = schema::name)]
     pub name: String,
 }
 
@@ -223,7 +242,7 @@ pub struct CreatedApiKey {
 
 /// Create an organization API key (administrators).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "admin", request_body = CreateApiKeyRequest,
-    responses((status = 201, body = CreatedApiKey), (status = 403, body = ErrorBody)))]
+    responses((status = 201, description = "The API key, with its secret (once).", body = CreatedApiKey)))]
 pub async fn create_api_key(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -240,7 +259,7 @@ pub async fn create_api_key(
 }
 
 /// The organization's API keys (administrators).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "admin", responses((status = 200, body = [ApiKeyView]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/api-keys", tag = "admin", responses((status = 200, description = "The organization's API keys.", body = [ApiKeyView])))]
 pub async fn list_api_keys(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<ApiKeyView>>> {
     Ok(Json(
         st.svc.list_api_keys(&p).await?.iter().map(ApiKeyView::from).collect(),
@@ -248,7 +267,9 @@ pub async fn list_api_keys(State(st): State<AppState>, Auth(p): Auth) -> ApiResu
 }
 
 /// Revoke an organization API key (administrators).
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "admin", params(("id" = Uuid, Path)), responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The revoked API key.", body = ApiKeyView),
+        (status = 404, description = "No such API key in the organization.", body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(st): State<AppState>,
     Auth(p): Auth,

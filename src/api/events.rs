@@ -2,7 +2,7 @@
 
 use super::auth::Auth;
 use super::extract::ApiQuery;
-use super::{ApiResult, AppState, ErrorBody};
+use super::{ApiResult, AppState};
 use crate::core::event::Event;
 use crate::error::Error;
 use axum::Json;
@@ -15,8 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Return events with `seq` greater than this (default 0: from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -28,8 +30,8 @@ pub struct EventPage {
 }
 
 /// Events of the caller's organization, oldest first (administrators).
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "list_events", params(EventsQuery),
+    responses((status = 200, description = "One page of events, oldest first.", body = EventPage)))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p): Auth,

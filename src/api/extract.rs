@@ -106,7 +106,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Like [`ApiJson`], but an empty body means `T::default()`.
+/// Like [`ApiJson`], but an empty body, or a JSON `null`, means `T::default()`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -122,7 +122,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
         if !json {
             return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()).into());
         }
-        Ok(OptionalJson(parse_json(&bytes)?))
+        Ok(OptionalJson(parse_json::<Option<T>>(&bytes)?.unwrap_or_default()))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The share key's public side: the guest page `GET /temp-keys/{uuid}`, the open flow
-//! `POST /temp-keys/{uuid}/open` (303 to the confirmation page) and the confirmation page.
-//! Public keys need no authentication; whitelisted keys need the visitor's credentials (a JWT).
+//! `POST /temp-keys/{uuid}/open` and `POST /temp-keys/{uuid}/doors/{doorId}/open` (303 to the
+//! confirmation page) and the confirmation page; each is also served under
+//! `/collective-temp-keys`, SmartphoneKey's newer name. Public keys need no authentication;
+//! whitelisted keys need the visitor's credentials (a JWT).
 
 use super::AppState;
 use super::auth::authenticate;
@@ -10,7 +12,7 @@ use super::smartphonekey::SpkError;
 use super::xml::esc;
 use crate::error::Error;
 use crate::service::Principal;
-use crate::service::collective::doors_for;
+use crate::service::collective::{DoorChoice, admits, doors};
 use crate::service::share::status;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -62,6 +64,7 @@ fn refuse(e: Error, html: bool) -> Response {
         Error::Invalid { message, .. } => message.clone(),
         Error::Unauthenticated => "Sign in with the app you were invited through to use this key.".into(),
         Error::Forbidden(m) => m.clone(),
+        Error::NotFound("door") => "This key has no such door.".into(),
         Error::NotFound(_) => "There is no such key.".into(),
         Error::Internal(d) => {
             tracing::error!(detail = d.as_str(), "internal error");
@@ -107,13 +110,15 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
         None => "unlimited uses".into(),
     };
     let description = c.metadata.get("description").and_then(|d| d.as_str()).unwrap_or("");
-    let open_form = |lock_id: Option<i64>, label: &str| {
-        let hidden = lock_id
-            .map(|l| format!("<input type=\"hidden\" name=\"lockId\" value=\"{l}\">"))
-            .unwrap_or_default();
+    // A per-lock key opens through `/open`; each link door of a collective key through its own
+    // door route.
+    let open_form = |door: Option<i64>, label: &str| {
+        let action = match door {
+            Some(d) => format!("/temp-keys/{}/doors/{d}/open", c.id),
+            None => format!("/temp-keys/{}/open", c.id),
+        };
         format!(
-            "<form method=\"post\" action=\"/temp-keys/{}/open\">{hidden}<button type=\"submit\" class=\"open\">{}</button></form>",
-            c.id,
+            "<form method=\"post\" action=\"{action}\"><button type=\"submit\" class=\"open\">{}</button></form>",
             esc(label)
         )
     };
@@ -129,28 +134,23 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
             (esc(&lock.name).into_owned(), action)
         }
         None => {
-            let doors = doors_for(&c, "key");
-            let names: Vec<String> = c
-                .subject
-                .get("doors")
-                .and_then(|d| d.as_array())
-                .map(|ds| {
-                    ds.iter()
-                        .map(|d| esc(d.get("label").and_then(|l| l.as_str()).unwrap_or("")).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let all = doors(&c);
+            let label = |id: i64, d: &serde_json::Value| {
+                d.get("label")
+                    .and_then(|l| l.as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("door {id}"))
+            };
+            let names: Vec<String> = all.iter().map(|(id, d)| esc(&label(*id, d)).into_owned()).collect();
+            let link_doors: Vec<&(i64, &serde_json::Value)> = all.iter().filter(|(_, d)| admits(d, "key")).collect();
             let action = if state != "valid" {
                 format!("<p class=\"error\">This key is {state}.</p>")
-            } else if doors.is_empty() {
+            } else if link_doors.is_empty() {
                 "<p class=\"hint\">Use your PIN at the door's keypad.</p>".to_string()
             } else {
-                doors
+                link_doors
                     .iter()
-                    .map(|d| {
-                        let label = d.get("label").and_then(|l| l.as_str()).unwrap_or("");
-                        open_form(d.get("lockId").and_then(|l| l.as_i64()), &format!("Open {label}"))
-                    })
+                    .map(|(id, d)| open_form(Some(*id), &format!("Open {}", label(*id, d))))
                     .collect()
             };
             (names.join(", "), action)
@@ -168,15 +168,16 @@ pub async fn show(State(st): State<AppState>, Path(uuid): Path<String>, req: Req
     page("text/html; charset=utf-8", html_page("Your key", &body))
 }
 
-/// The door to open, from a form (`lockId=N`) or JSON (`{"lockId": N}`) body; absent is fine.
-async fn chosen_lock(
+/// The door to open, from a form (`lockId=N`) or JSON (`{"lockId": N}`) body (a keygate
+/// extension); absent is the first door that opens through the link.
+async fn chosen_door(
     st: &AppState,
     headers: &axum::http::HeaderMap,
     body: axum::body::Body,
-) -> Result<Option<i64>, Error> {
+) -> Result<DoorChoice, Error> {
     let bytes = read_body(body, st.settings.body_limit_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(DoorChoice::First);
     }
     let bad = || Error::invalid("lockId", "must be a lock id (a positive integer)");
     let raw: Option<String> = if is_json(headers) {
@@ -192,24 +193,63 @@ async fn chosen_lock(
             .find(|(k, _)| k == "lockId")
             .map(|(_, v)| v.into_owned())
     };
-    raw.map(|r| r.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(bad))
-        .transpose()
+    let lock = raw
+        .map(|r| r.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(bad))
+        .transpose()?;
+    Ok(lock.map_or(DoorChoice::First, DoorChoice::Lock))
 }
 
-/// POST /temp-keys/{uuid}/open: 303 to the confirmation page; 400 when the key is deleted, not
-/// valid yet, expired or used up; 403 when the visitor is not on the whitelist.
+/// Where an open goes on success: the confirmation page under the name the request used.
+fn confirmation_url(parts: &Parts, uuid: Uuid) -> String {
+    let base = if parts.uri.path().starts_with("/collective-temp-keys/") {
+        "/collective-temp-keys"
+    } else {
+        "/temp-keys"
+    };
+    format!("{base}/{uuid}/confirmation")
+}
+
+/// POST /temp-keys/{uuid}/open: opens the key's first door that opens through the link; 303 to
+/// the confirmation page; 400 when the key is deleted, not valid yet, expired or used up; 403
+/// when the visitor is not on the whitelist.
 pub async fn open(State(st): State<AppState>, Path(uuid): Path<String>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let html = wants_html(&parts);
     let result = async {
         let id = parse(&uuid)?;
-        let lock_id = chosen_lock(&st, &parts.headers, body).await?;
+        let door = chosen_door(&st, &parts.headers, body).await?;
         let who = visitor(&st, &mut parts).await?;
-        st.svc.open_share(id, who.as_ref(), lock_id).await
+        st.svc.open_share(id, who.as_ref(), door).await
     }
     .await;
     match result {
-        Ok(w) => Redirect::to(&format!("/temp-keys/{}/confirmation", w.aggregate_id)).into_response(),
+        Ok(w) => Redirect::to(&confirmation_url(&parts, w.aggregate_id)).into_response(),
+        Err(e) => refuse(e, html),
+    }
+}
+
+/// POST /temp-keys/{uuid}/doors/{doorId}/open: one door of a key (a per-lock key's one door is
+/// 1). 303 as `/open`; 400 also when the door takes the PIN only; 404 for an unknown key or door.
+pub async fn open_door(
+    State(st): State<AppState>,
+    Path((uuid, door)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let html = wants_html(&parts);
+    let result = async {
+        let id = parse(&uuid)?;
+        let door = door
+            .parse::<i64>()
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or(Error::NotFound("door"))?;
+        let who = visitor(&st, &mut parts).await?;
+        st.svc.open_share(id, who.as_ref(), DoorChoice::Id(door)).await
+    }
+    .await;
+    match result {
+        Ok(w) => Redirect::to(&confirmation_url(&parts, w.aggregate_id)).into_response(),
         Err(e) => refuse(e, html),
     }
 }

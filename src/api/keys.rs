@@ -1,6 +1,7 @@
 //! `/v1/keys`: create, verify, use, list, get, revoke.
 
 use super::auth::Auth;
+use super::doc::schema;
 use super::extract::{ApiJson, ApiQuery, OptionalJson, parse_uuid};
 use super::{ApiResult, AppState, ErrorBody};
 use crate::core::credential::{Code, Credential, Kind};
@@ -32,8 +33,11 @@ pub struct KeyView {
     /// Uses left, when limited.
     pub remaining: Option<i64>,
     pub allowed_users: Vec<Uuid>,
-    #[schema(value_type = Object)]
+    /// What the key is bound to (a share key's lock, a temporary key's target); null when it is
+    /// bound to nothing.
+    #[schema(value_type = Option<Object>, required = true)]
     pub subject: serde_json::Value,
+    /// The key's metadata; `{}` when it has none.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -59,7 +63,10 @@ impl From<&Credential> for KeyView {
             remaining: c.max_uses.map(|m| (m - c.used_count).max(0)),
             allowed_users: c.allowed_users.clone(),
             subject: c.subject.clone(),
-            metadata: c.metadata.clone(),
+            metadata: match &c.metadata {
+                serde_json::Value::Object(_) => c.metadata.clone(),
+                _ => serde_json::json!({}),
+            },
             created_at: c.created_at,
             created_by: c.created_by.clone(),
             updated_at: c.updated_at,
@@ -69,33 +76,177 @@ impl From<&Credential> for KeyView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/keys`. Its document (`create_key_schema`) is one schema per kind, since each kind
+/// takes its own members.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// Default `api`.
     pub kind: Option<Kind>,
-    /// 1 to 200 characters.
     pub name: String,
-    /// Owner user (administrators only); default: the caller.
     pub owner: Option<Uuid>,
     #[serde(default)]
     pub scopes: Vec<String>,
     pub not_before: Option<DateTime<Utc>>,
-    /// Must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
-    /// 1 to 1,000,000,000; absent or null for unlimited.
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub max_uses: Option<i64>,
-    /// When non-empty, only these users (of the organization) may use the key.
     #[serde(default)]
     pub allowed_users: Vec<Uuid>,
-    /// What the key is bound to.
-    #[schema(value_type = Object)]
     #[serde(default)]
     pub subject: serde_json::Value,
-    /// A JSON object of at most 16 KiB.
-    #[schema(value_type = Object)]
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+/// A stand-in: the document holds `create_key_schema` (`doc::to_json`), which utoipa's model
+/// cannot.
+impl utoipa::PartialSchema for CreateKeyRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new().into()
+    }
+}
+
+impl ToSchema for CreateKeyRequest {}
+
+/// One schema per kind, each with exactly the members that kind takes (`service::keys`). What a
+/// schema cannot say is in the descriptions: that `expires_at` must lie ahead (except for a
+/// temporary key), `not_before` before it, `owner` and `allowed_users` name users of the
+/// organization, a share key's lock exists, and a schedule's `from` comes before its `until`.
+pub fn create_key_schema() -> serde_json::Value {
+    use serde_json::json;
+    let name = serde_json::to_value(schema::name()).unwrap_or_default();
+    let date_time = schema::date_time_json(false);
+    let date_time_or_null = schema::date_time_json(true);
+    let none_or_null = json!({"type": "null"});
+    let no_items = json!({"type": "array", "items": {}, "maxItems": 0});
+    let users = json!({"type": "array", "items": {"type": "string", "format": "uuid"}, "maxItems": 1000,
+        "description": "When non-empty, only these users (of the organization) may use the key."});
+    let max_uses = json!({"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000_000,
+        "description": "1 to 1,000,000,000; absent or null for unlimited."});
+    let owner = json!({"type": ["string", "null"], "format": "uuid",
+        "description": "The owner, a user of the organization (administrators only); default: the caller."});
+    let self_owner = json!({"type": ["string", "null"], "format": "uuid",
+        "description": "Only the caller itself: the key belongs to whoever creates it."});
+    let int32 = json!({"type": ["integer", "null"], "minimum": 0, "maximum": i32::MAX});
+    let api = json!({
+        "title": "api",
+        "description": "A native key (the default kind).",
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": false,
+        "properties": {
+            "kind": {"enum": ["api", null]},
+            "name": name,
+            "owner": owner,
+            "scopes": schema::scopes(),
+            "not_before": date_time_or_null,
+            "expires_at": date_time_or_null,
+            "max_uses": max_uses,
+            "allowed_users": users,
+            "subject": {"type": ["object", "null"], "description": "What the key is bound to; null: nothing."},
+            "metadata": {"type": ["object", "null"], "description": "At most 16 KiB as JSON; null: none."},
+        },
+    });
+    let mut personal_name = name.clone();
+    personal_name["maxLength"] = json!(crate::service::personal::MAX_NAME_CHARS);
+    let personal = json!({
+        "title": "personal",
+        "description": "A personal access key of the calling user (not an API key), as the Tedee surface makes \
+            it: `expires_at` at most 5 years ahead, `scopes` from the catalogue.",
+        "type": "object",
+        "required": ["kind", "name", "expires_at"],
+        "additionalProperties": false,
+        "properties": {
+            "kind": {"const": "personal"},
+            "name": personal_name,
+            "owner": self_owner,
+            "scopes": {"type": "array", "minItems": 1, "maxItems": crate::service::MAX_SCOPES,
+                "items": {"type": "string", "pattern": schema::personal_scope_pattern()}},
+            "not_before": none_or_null,
+            "expires_at": date_time,
+            "max_uses": none_or_null,
+            "allowed_users": no_items,
+            "subject": none_or_null,
+            "metadata": none_or_null,
+        },
+    });
+    let temporary = json!({
+        "title": "temporary",
+        "description": "A SuperOffice temporary key (an expiry in the past is taken: the key checks as expired).",
+        "type": "object",
+        "required": ["kind", "name", "expires_at", "subject"],
+        "additionalProperties": false,
+        "properties": {
+            "kind": {"const": "temporary"},
+            "name": name,
+            "owner": self_owner,
+            "scopes": no_items,
+            "not_before": none_or_null,
+            "expires_at": date_time,
+            "max_uses": none_or_null,
+            "allowed_users": no_items,
+            "subject": {
+                "type": "object",
+                "required": ["domain"],
+                "additionalProperties": false,
+                "properties": {
+                    "domain": {
+                        "description": "A TemporaryKeyDomain: its name (any case) or number.",
+                        "oneOf": [
+                            {"type": "string", "pattern": schema::domain_pattern()},
+                            {"type": "integer", "minimum": 0, "maximum": 7},
+                        ],
+                    },
+                    "target_id": int32,
+                    "person_id": int32,
+                },
+            },
+            "metadata": {
+                "type": ["object", "null"],
+                "additionalProperties": false,
+                "properties": {
+                    "payload": {"type": ["string", "null"], "maxLength": crate::service::temporary::MAX_PAYLOAD_CHARS},
+                },
+            },
+        },
+    });
+    let share = json!({
+        "title": "share",
+        "description": "A share key of a lock (collective keys are made with `POST /temp-keys`); public when \
+            `allowed_users` is empty. Valid from `not_before` (default: now) until `expires_at`.",
+        "type": "object",
+        "required": ["kind", "name", "expires_at", "subject"],
+        "additionalProperties": false,
+        "properties": {
+            "kind": {"const": "share"},
+            "name": name,
+            "owner": self_owner,
+            "scopes": no_items,
+            "not_before": date_time_or_null,
+            "expires_at": date_time,
+            "max_uses": max_uses,
+            "allowed_users": users,
+            "subject": {
+                "type": "object",
+                "required": ["lock_id"],
+                "additionalProperties": false,
+                "properties": {
+                    "lock_id": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX,
+                        "description": "A lock of the organization."},
+                    "schedule": schema::schedule_json(),
+                },
+            },
+            "metadata": {
+                "type": ["object", "null"],
+                "additionalProperties": false,
+                "properties": {
+                    "description": {"type": ["string", "null"], "maxLength": crate::service::share::MAX_DESCRIPTION},
+                },
+            },
+        },
+    });
+    json!({"oneOf": [api, personal, temporary, share]})
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,8 +259,9 @@ pub struct CreatedKey {
 }
 
 /// Issue a key. The answer carries the secret, once.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "create_key", request_body = CreateKeyRequest,
+    responses((status = 201, description = "The key, with its secret (once).", body = CreatedKey),
+        (status = 404, description = "The share key's lock does not exist in the organization.", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -124,7 +276,7 @@ pub async fn create(
         expires_at: req.expires_at,
         max_uses: req.max_uses,
         allowed_users: req.allowed_users,
-        subject: req.subject,
+        subject: super::whole::members(req.subject),
         metadata: req.metadata,
     };
     let (cred, secret) = st.svc.create_key(&p, new).await?;
@@ -140,7 +292,8 @@ pub async fn create(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The secret to check.
+    /// The secret to check: 1 to 1024 characters.
+    #[schema(min_length = 1, max_length = 1024)]
     pub key: String,
     /// The scope the caller needs.
     pub scope: Option<String>,
@@ -172,14 +325,14 @@ impl From<Verification> for VerifyResponse {
 const MAX_PRESENTED_KEY: usize = 1024;
 
 /// Check a key. Always 200 with a reason code; a key of another organization is NOT_FOUND.
-#[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", request_body = VerifyRequest,
-    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "keys", operation_id = "verify_key", request_body = VerifyRequest,
+    responses((status = 200, description = "The verdict; `key` is null when the code is NOT_FOUND.", body = VerifyResponse)))]
 pub async fn verify(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<VerifyResponse>> {
-    if req.key.is_empty() || req.key.len() > MAX_PRESENTED_KEY {
+    if req.key.is_empty() || req.key.chars().count() > MAX_PRESENTED_KEY {
         return Err(Error::invalid("key", format!("must be 1 to {MAX_PRESENTED_KEY} characters")).into());
     }
     let v = st
@@ -197,8 +350,10 @@ pub struct UseRequest {
 }
 
 /// Consume one use of a key. Exact under concurrency: a key with max_uses N succeeds N times.
-#[utoipa::path(post, path = "/v1/keys/{id}/use", tag = "keys", params(("id" = Uuid, Path)), request_body(content = UseRequest, description = "optional"),
-    responses((status = 200, body = VerifyResponse), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/keys/{id}/use", tag = "keys", operation_id = "use_key", params(("id" = Uuid, Path)),
+    request_body(content = Option<UseRequest>, description = "Optional: an empty body, or `null`, is `{}`."),
+    responses((status = 200, description = "The verdict, as verify answers it.", body = VerifyResponse),
+        (status = 404, description = "No such key in the organization, or not the caller's.", body = ErrorBody)))]
 pub async fn use_key(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -218,6 +373,7 @@ pub struct ListQuery {
     /// Owner user id.
     pub owner: Option<Uuid>,
     /// 1 to 500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -231,7 +387,8 @@ pub struct KeyPage {
 }
 
 /// List keys (administrators: the organization's; users: their own).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListQuery), responses((status = 200, body = KeyPage), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "list_keys", params(ListQuery),
+    responses((status = 200, description = "One page of keys, oldest first.", body = KeyPage)))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -257,15 +414,19 @@ pub async fn list(
     }))
 }
 
-/// One key.
-#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = Uuid, Path)), responses((status = 200, body = KeyView), (status = 404, body = ErrorBody)))]
+/// One key; a revoked key answers 404, as after any DELETE (the list still shows it).
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", operation_id = "get_key", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The key.", body = KeyView),
+        (status = 404, description = "No such key in the organization, not the caller's, or revoked (`DELETE`).", body = ErrorBody)))]
 pub async fn get(State(st): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<KeyView>> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(KeyView::from(&st.svc.get_key(&p, id).await?)))
 }
 
 /// Revoke a key; it stops working at once. Revoking twice is harmless.
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = Uuid, Path)), responses((status = 200, body = KeyView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", operation_id = "revoke_key", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The revoked key.", body = KeyView),
+        (status = 404, description = "No such key in the organization, or not the caller's.", body = ErrorBody)))]
 pub async fn revoke(State(st): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<KeyView>> {
     let id = parse_uuid("id", &id)?;
     Ok(Json(KeyView::from(&st.svc.revoke_key(&p, id).await?)))

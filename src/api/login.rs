@@ -22,7 +22,9 @@ pub struct TicketResponse {
 }
 
 /// Exchange a user login (Basic, or any user credential) for a `7T:` ticket.
-#[utoipa::path(post, path = "/v1/tickets", tag = "auth", responses((status = 201, body = TicketResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tickets", tag = "auth",
+    responses((status = 201, description = "The ticket.", body = TicketResponse),
+        (status = 403, description = "Tickets are issued to users: not to API keys or personal access keys.", body = ErrorBody)))]
 pub async fn create_ticket(State(st): State<AppState>, Auth(p): Auth) -> ApiResult<(StatusCode, Json<TicketResponse>)> {
     let (ticket, expires_at) = st.svc.create_ticket(&p).await?;
     Ok((StatusCode::CREATED, Json(TicketResponse { ticket, expires_at })))
@@ -56,8 +58,14 @@ fn cookie_header(st: &AppState, name: &str, value: &str, http_only: bool, max_ag
 }
 
 /// Log in with username and password; sets the session and XSRF cookies.
-#[utoipa::path(post, path = "/v1/sessions", tag = "auth", request_body = LoginRequest,
-    responses((status = 201, body = SessionResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/sessions", tag = "auth", request_body = LoginRequest, security(),
+    responses((status = 201, description = "Signed in; sets the `keygate_session` and `XSRF-TOKEN` cookies.", body = SessionResponse),
+        (status = 401, description = "Wrong username or password, or a disabled user.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"keygate\", Bearer`"))),
+        (status = 429, description = "Too many failed logins from this client address or for this user. Retry after `Retry-After` seconds.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
+        (status = 503, description = "Too busy (password hashing) or the database cannot be reached. Retry after `Retry-After` seconds.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again.")))))]
 pub async fn create_session(
     State(st): State<AppState>,
     ClientAddr(src): ClientAddr,
@@ -92,14 +100,16 @@ pub async fn create_session(
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
-    /// At least 8 characters.
+    #[schema(schema_with = super::doc::schema::new_password)]
     pub new_password: String,
 }
 
 /// Change your own password, giving the current one (signed in as a person). Ends your tickets
 /// and sessions, this one included.
 #[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 204, description = "Changed; the caller's tickets and sessions have ended."),
+        (status = 403, description = "Not signed in as a person (API keys and personal keys may not), or the current password is not right.", body = ErrorBody),
+        (status = 404, description = "The caller's user no longer exists.", body = ErrorBody)))]
 pub async fn change_password(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -113,10 +123,12 @@ pub async fn change_password(
 }
 
 /// Log out of a cookie session.
-#[utoipa::path(delete, path = "/v1/sessions", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/sessions", tag = "auth",
+    responses((status = 204, description = "Signed out; clears the cookies."),
+        (status = 403, description = "The caller is not signed in with a cookie session.", body = ErrorBody)))]
 pub async fn delete_session(State(st): State<AppState>, Auth(p): Auth, headers: HeaderMap) -> ApiResult<Response> {
     if p.method != AuthMethod::Session {
-        return Err(Error::invalid("session", "not authenticated by a cookie session").into());
+        return Err(Error::Forbidden("not authenticated by a cookie session".into()).into());
     }
     if let Some(s) = cookie(&headers, SESSION_COOKIE) {
         st.svc.end_session(&p, s).await?;
@@ -139,7 +151,7 @@ pub struct MeResponse {
 }
 
 /// Who the caller is.
-#[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me", tag = "auth", responses((status = 200, description = "The caller.", body = MeResponse)))]
 pub async fn me(Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
     p.require(crate::service::personal::scope::ACCOUNT_READ)?;
     let auth = match p.method {

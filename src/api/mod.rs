@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod doc;
 pub mod events;
 pub mod extract;
 pub mod guest;
@@ -13,6 +14,7 @@ pub mod smartphonekey;
 pub mod superoffice;
 pub mod system;
 pub mod tedee;
+pub mod whole;
 pub mod xml;
 
 use crate::clock::ManualClock;

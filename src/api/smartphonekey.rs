@@ -1,15 +1,20 @@
-//! SmartphoneKey-compatible lock temp keys: `/locks/{id}/create-temp-key` and friends.
+//! SmartphoneKey-compatible lock temp keys: `/locks/{id}/create-temp-key` and friends, and
+//! collective keys (`/temp-keys`, also served as `/collective-temp-keys`).
 //! Errors answer `{error, message, code, details: [{field, message}]}`; every invalid field of a
-//! body gets its own details entry.
+//! body gets its own details entry. Answers carry exactly SmartphoneKey's members: events are
+//! rendered with [`project`] onto their closed shapes, actors as `user:<uuid>` or
+//! `api_key:<uuid>` ([`surface_actor`]).
 
 use super::AppState;
 use super::auth::authenticate;
 use super::extract::{ClientAddr, is_json, parse_json, read_body};
-use crate::core::share::{PUBLIC, Schedule, USER_WHITELIST};
+use crate::core::share::{PUBLIC, Schedule, USER_WHITELIST, project, surface_actor};
 use crate::error::Error;
 use crate::service::Principal;
-use crate::service::collective::{ACCESS_METHODS, CollectiveInput, DoorInput, MAX_COLLECTIVE_DOORS, MAX_LABEL};
-use crate::service::share::{ShareKeyChanges, ShareKeyInput, status, write_json};
+use crate::service::collective::{
+    ACCESS_METHODS, CollectiveInput, DoorInput, MAX_COLLECTIVE_DOORS, MAX_LABEL, door_id, doors,
+};
+use crate::service::share::{ShareKeyChanges, ShareKeyInput, WriteResult, status};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -220,9 +225,17 @@ impl Check {
     }
 
     fn description(&mut self, obj: &Map<String, Value>) -> Option<String> {
+        self.description_change(obj).flatten()
+    }
+
+    /// `description`: text of at most 2000 characters, or null. Outer `None`: absent.
+    fn description_change(&mut self, obj: &Map<String, Value>) -> Option<Option<String>> {
         match obj.get("description") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => Some(d.clone()),
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(d)) if d.chars().count() <= crate::service::share::MAX_DESCRIPTION => {
+                Some(Some(d.clone()))
+            }
             Some(Value::String(_)) => {
                 self.bad("description", "must be at most 2000 characters");
                 None
@@ -234,7 +247,8 @@ impl Check {
         }
     }
 
-    /// `doors` of a collective key: 1 to 50 of `{lockId, label, accessMethod}`.
+    /// `doors` of a collective key: 1 to 50 of `{lockId, label?, accessMethod?}`. `lockId` is a
+    /// lock id as a string (SmartphoneKey's type) or a number; `accessMethod` defaults to `key`.
     fn doors(&mut self, obj: &Map<String, Value>) -> Vec<DoorInput> {
         let Some(Value::Array(items)) = obj.get("doors") else {
             self.bad("doors", "is required: a list of {lockId, label, accessMethod}");
@@ -253,28 +267,44 @@ impl Check {
                 );
                 continue;
             };
-            let lock_id = d.get("lockId").and_then(Value::as_i64).filter(|n| *n > 0);
+            let lock_id = match d.get("lockId") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+                _ => None,
+            }
+            .filter(|n: &i64| *n > 0);
             if lock_id.is_none() {
-                self.bad(&format!("doors[{i}].lockId"), "must be a positive integer (a lock id)");
+                self.bad(
+                    &format!("doors[{i}].lockId"),
+                    "must be a lock id: a positive integer, as a string or a number",
+                );
             }
-            let label = d
-                .get("label")
-                .and_then(Value::as_str)
-                .filter(|l| !l.trim().is_empty() && l.chars().count() <= MAX_LABEL && !l.chars().any(char::is_control));
-            if label.is_none() {
-                self.bad(&format!("doors[{i}].label"), "must be text of 1 to 120 characters");
-            }
-            let method = d
-                .get("accessMethod")
-                .and_then(Value::as_str)
-                .filter(|m| ACCESS_METHODS.contains(m));
+            let label = match d.get("label") {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::String(l))
+                    if !l.trim().is_empty() && l.chars().count() <= MAX_LABEL && !l.chars().any(char::is_control) =>
+                {
+                    Some(Some(l.clone()))
+                }
+                Some(_) => {
+                    self.bad(
+                        &format!("doors[{i}].label"),
+                        "must be text of 1 to 120 characters without control characters",
+                    );
+                    None
+                }
+            };
+            let method = match d.get("accessMethod") {
+                None | Some(Value::Null) => Some("key"),
+                Some(v) => v.as_str().filter(|m| ACCESS_METHODS.contains(m)),
+            };
             if method.is_none() {
                 self.bad(&format!("doors[{i}].accessMethod"), "must be key, code or both");
             }
             if let (Some(lock_id), Some(label), Some(method)) = (lock_id, label, method) {
                 out.push(DoorInput {
                     lock_id,
-                    label: label.to_string(),
+                    label,
                     access_method: method.to_string(),
                 });
             }
@@ -386,7 +416,19 @@ pub async fn create(State(st): State<AppState>, Path(id): Path<String>, req: Req
     Ok(Json(v))
 }
 
-/// POST /locks/{id}/update-temp-key
+/// The write answer: `{success, aggregateId, version, event: {type, data} | null}`, the event's
+/// data rendered onto its closed shape.
+pub fn write_json(w: &WriteResult) -> Value {
+    let event = w
+        .event
+        .as_ref()
+        .map(|e| json!({"type": e.event_type, "data": project(e.event_type, &e.data)}));
+    json!({"success": true, "aggregateId": w.aggregate_id, "version": w.version, "event": event})
+}
+
+/// POST /locks/{id}/update-temp-key. Only what differs from the key is a change; nothing to
+/// change answers the current version with `event: null`. `description` (which SmartphoneKey's
+/// update does not take) is stored, a keygate extension, as is `schedule`.
 pub async fn update(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -404,6 +446,7 @@ pub async fn update(
         valid_until: c.time(&obj, "validUntil", false),
         max_uses: c.max_uses(&obj),
         schedule: c.schedule(&obj),
+        description: c.description_change(&obj),
     };
     c.done()?;
     let uuid = uuid.ok_or_else(|| Error::invalid("tempKeyUuid", "is required"))?;
@@ -467,15 +510,13 @@ pub async fn list(State(st): State<AppState>, Path(id): Path<String>, SpkAuth(p)
                 "validUntil": iso(c.expires_at),
                 "maxUses": c.max_uses,
                 "usedCount": c.used_count,
-                "description": c.metadata.get("description"),
-                "schedule": c.subject.get("schedule").cloned().unwrap_or(Value::Null),
                 "createdAt": iso(Some(c.created_at)),
-                "createdBy": c.created_by,
+                "createdBy": surface_actor(&c.created_by),
                 "status": status(c, now),
             })
         })
         .collect();
-    Ok(Json(Value::Array(items)))
+    Ok(Json(json!({"tempKeys": items})))
 }
 
 /// Where a guest opens a key: the configured public URL, else this request's host.
@@ -494,23 +535,39 @@ fn guest_url(st: &AppState, headers: &axum::http::HeaderMap, uuid: uuid::Uuid) -
     format!("{base}/temp-keys/{uuid}")
 }
 
+/// A collective key's doors as SmartphoneKey shows them: `[{id, lockId (a string), lockUuid,
+/// label, accessMethod}]`.
+fn doors_json(doors: &[(i64, &Value)]) -> Value {
+    doors
+        .iter()
+        .map(|(id, d)| {
+            let lock_id = d.get("lockId").and_then(Value::as_i64).map(|l| l.to_string());
+            json!({
+                "id": id, "lockId": lock_id, "lockUuid": d.get("lockUuid"),
+                "label": d.get("label").cloned().unwrap_or(Value::Null),
+                "accessMethod": d.get("accessMethod"),
+            })
+        })
+        .collect()
+}
+
 fn collective_json(st: &AppState, headers: &axum::http::HeaderMap, c: &crate::core::credential::Credential) -> Value {
-    let iso = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     json!({
         "uuid": c.id,
         "url": guest_url(st, headers, c.id),
         "validFrom": iso(c.not_before),
         "validUntil": iso(c.expires_at),
-        "description": c.metadata.get("description"),
-        "doors": c.subject.get("doors"),
-        "usedCount": c.used_count,
+        "description": c.metadata.get("description").cloned().unwrap_or(Value::Null),
+        "createdBy": surface_actor(&c.created_by),
         "createdAt": iso(Some(c.created_at)),
-        "createdBy": c.created_by,
-        "status": status(c, st.svc.now()),
+        "revokedAt": iso(c.revoked_at),
+        "doors": doors_json(&doors(c)),
     })
 }
 
-/// POST /temp-keys: a collective key over several doors -> 201 {uuid, url, pin (shown once), ...}.
+/// POST /temp-keys (and /collective-temp-keys): a collective key over several doors -> 201
+/// `{success, uuid, url, validFrom, validUntil, doors, pin}`; the PIN is shown only here, and is
+/// null when no door takes one.
 pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkResult<Response> {
     let (mut parts, body) = req.into_parts();
     let p = caller(&st, &mut parts).await?;
@@ -524,7 +581,7 @@ pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkR
         }
     }
     let description = c.description(&obj);
-    let doors = c.doors(&obj);
+    let doors_in = c.doors(&obj);
     c.done()?;
     let (Some(from), Some(until)) = (from, until) else {
         return Err(Error::internal("validated fields missing").into());
@@ -533,59 +590,71 @@ pub async fn create_collective(State(st): State<AppState>, req: Request) -> SpkR
         valid_from: from,
         valid_until: until,
         description,
-        doors,
+        doors: doors_in,
     };
     let created = st.svc.create_collective_key(&p, input).await?;
-    let mut v = write_json(&created.write);
-    v["uuid"] = json!(created.write.aggregate_id);
-    v["url"] = json!(guest_url(&st, &parts.headers, created.write.aggregate_id));
-    v["pin"] = json!(created.pin);
+    let uuid = created.write.aggregate_id;
+    let data = created.write.event.as_ref().map(|e| &e.data);
+    let stored_doors: Vec<(i64, &Value)> = data
+        .and_then(|d| d.get("doors"))
+        .and_then(Value::as_array)
+        .map(|ds| ds.iter().enumerate().map(|(i, d)| (door_id(d, i), d)).collect())
+        .unwrap_or_default();
+    let v = json!({
+        "success": true,
+        "uuid": uuid,
+        "url": guest_url(&st, &parts.headers, uuid),
+        "validFrom": data.and_then(|d| d.get("validFrom")),
+        "validUntil": data.and_then(|d| d.get("validUntil")),
+        "doors": doors_json(&stored_doors),
+        "pin": created.pin,
+    });
     let mut r = (StatusCode::CREATED, Json(v)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
-/// GET /temp-keys: the caller's live collective keys (never their PINs).
+/// GET /temp-keys (and /collective-temp-keys): `{"tempKeys": [...]}`, the live collective keys
+/// the caller created, or with `?lockId=` every one with a door on that lock (never their PINs).
 pub async fn list_collective(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     SpkAuth(p): SpkAuth,
 ) -> SpkResult<Json<Value>> {
-    let keys = st.svc.list_collective_keys(&p).await?;
-    Ok(Json(Value::Array(
-        keys.iter().map(|c| collective_json(&st, &headers, c)).collect(),
-    )))
+    let mut lock = None;
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if k == "lockId" {
+            lock = Some(lock_id(&v).map_err(|_| Error::invalid("lockId", "must be a lock id (a positive integer)"))?);
+        }
+    }
+    let keys = st.svc.list_collective_keys(&p, lock).await?;
+    let items: Vec<Value> = keys.iter().map(|c| collective_json(&st, &headers, c)).collect();
+    Ok(Json(json!({"tempKeys": items})))
 }
 
-/// DELETE /temp-keys/{uuid}: revoke; a second delete answers `alreadyRevoked: true`.
+/// DELETE /temp-keys/{uuid} (and /collective-temp-keys/{uuid}): `{success, alreadyRevoked}`.
 pub async fn delete_collective(
     State(st): State<AppState>,
     Path(uuid): Path<String>,
     SpkAuth(p): SpkAuth,
 ) -> SpkResult<Json<Value>> {
-    let uuid = uuid::Uuid::parse_str(&uuid).map_err(|_| Error::invalid("uuid", "must be a UUID"))?;
+    let uuid = uuid::Uuid::parse_str(&uuid).map_err(|_| Error::NotFound("temp key"))?;
     let d = st.svc.delete_collective_key(&p, uuid).await?;
-    Ok(Json(match d.write {
-        Some(w) => {
-            let mut v = write_json(&w);
-            v["alreadyRevoked"] = json!(false);
-            v
-        }
-        None => json!({"success": true, "aggregateId": d.aggregate_id, "alreadyRevoked": true}),
-    }))
+    Ok(Json(json!({"success": true, "alreadyRevoked": d.write.is_none()})))
 }
 
 /// The one answer to every refused PIN, so a PIN (or a lock id) cannot be probed.
 fn pin_refused() -> Response {
-    let body = json!({"error": "Unauthorized", "message": "The PIN was not accepted", "code": 401});
-    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+    (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid PIN"}))).into_response()
 }
 
-/// POST /locks/{id}/open-with-pin `{"pin": "<digits>", "doorId"?}`: no authentication (an
-/// entrance panel). 200 when a collective key with a `code` door on this lock takes the PIN;
-/// the same 401 for every refusal; 429 with Retry-After after repeated failures per lock and per
-/// source; 400 only for a body that is not a PIN request at all.
+/// POST /locks/{id}/open-with-pin `{"pin": "<4 to 8 digits>", "doorId"?}`: no authentication
+/// (an entrance panel). 200 `{success, offline}` when a collective key with a `code` door on
+/// this lock takes the PIN (`offline` is always false: keygate queues nothing for a device);
+/// `{"error": "Invalid PIN"}` with 401 for every refusal; 429 with Retry-After after repeated
+/// failures per lock and per source; 400 for a malformed PIN or body.
 pub async fn open_with_pin(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -597,11 +666,11 @@ pub async fn open_with_pin(
         let obj = body_object(&st, req).await?;
         let mut c = Check::default();
         let pin = match obj.get("pin") {
-            Some(Value::String(p)) if (4..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(Value::String(p)) if (4..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
                 Some(p.clone())
             }
             _ => {
-                c.bad("pin", "must be a string of 4 to 12 digits");
+                c.bad("pin", "must be a string of 4 to 8 digits");
                 None
             }
         };
@@ -622,11 +691,7 @@ pub async fn open_with_pin(
     .await;
     match result {
         Err(e) => e.into_response(),
-        Ok(Ok((lock, w))) => Json(json!({
-            "success": true, "lockId": lock.id, "lockUuid": lock.uuid,
-            "doorId": w.data.get("doorId"), "event": {"type": "LockOpenRequested"},
-        }))
-        .into_response(),
+        Ok(Ok(_)) => Json(json!({"success": true, "offline": false})).into_response(),
         Ok(Err(Error::Unauthenticated)) => pin_refused(),
         Ok(Err(e)) => SpkError::from(e).into_response(),
     }

@@ -1,6 +1,7 @@
 //! Tedee-compatible personal access keys under `/api/{apiVersion}/my/personalaccesskey`.
 //! Every answer, errors included, is Tedee's envelope
-//! `{"result", "success", "errorMessages", "statusCode"}`.
+//! `{"result", "success", "errorMessages", "statusCode"}` (a 204 has no body), and carries
+//! `X-Correlation-ID` and `API-Supported-Versions` (see [`wire`]).
 
 use super::AppState;
 use super::auth::authenticate;
@@ -11,12 +12,23 @@ use crate::service::personal::PersonalKeyRequest;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 use uuid::Uuid;
+
+/// The answer header naming the request: a fresh UUID per request, also in the request's log line.
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+/// The answer header listing the versions served under `/api/v{N}`.
+pub const SUPPORTED_VERSIONS_HEADER: HeaderName = HeaderName::from_static("api-supported-versions");
+/// The highest `N` served under `/api/v{N}`; the lowest is 1. Every version behaves alike.
+pub const MAX_VERSION: u32 = 999;
+/// `API-Supported-Versions`: the range `1-999` (Tedee lists its versions, e.g. `37`).
+pub const SUPPORTED_VERSIONS: &str = "1-999";
 
 /// A surface error in Tedee's envelope.
 #[derive(Debug)]
@@ -42,8 +54,7 @@ impl IntoResponse for TedeeError {
             Error::NotFound(what) => format!("The {what} was not found"),
             other => other.to_string(),
         };
-        let body = json!({"success": false, "errorMessages": [message], "statusCode": status.as_u16()});
-        let mut resp = (status, Json(body)).into_response();
+        let mut resp = error_envelope(status, message);
         let h = resp.headers_mut();
         match e {
             Error::Unauthenticated => {
@@ -64,6 +75,55 @@ impl IntoResponse for TedeeError {
 }
 
 type TedeeResult<T> = Result<T, TedeeError>;
+
+/// A refusal in Tedee's envelope.
+fn error_envelope(status: StatusCode, message: String) -> Response {
+    let body = json!({"success": false, "errorMessages": [message], "statusCode": status.as_u16()});
+    (status, Json(body)).into_response()
+}
+
+/// The wire rules every Tedee route follows, applied as a layer to each `tedee` route of the
+/// route table (src/server.rs), so a route added to the table gets them too:
+/// - every answer carries `X-Correlation-ID` (a fresh UUID; a client's own `X-Correlation-ID`
+///   is not echoed) and `API-Supported-Versions`; the id is on the request's log lines;
+/// - a method the route does not take answers 405 in the envelope (the router adds `Allow`,
+///   built from the same table);
+/// - any other refusal that is not already JSON (e.g. a path that is not valid UTF-8) is put
+///   into the envelope.
+pub async fn wire(req: Request, next: Next) -> Response {
+    let id = Uuid::new_v4();
+    let method = req.method().clone();
+    let span = tracing::info_span!("tedee", correlation_id = %id);
+    let resp = next.run(req).instrument(span).await;
+    let status = resp.status();
+    let mut resp = if status == StatusCode::METHOD_NOT_ALLOWED {
+        error_envelope(status, format!("The method {method} is not allowed for this resource"))
+    } else if (status.is_client_error() || status.is_server_error()) && !is_json(resp.headers()) {
+        let (parts, body) = resp.into_parts();
+        let text = axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty() && !status.is_server_error());
+        let message = text.unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string());
+        let mut r = error_envelope(status, message);
+        for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW] {
+            if let Some(v) = parts.headers.get(&name) {
+                r.headers_mut().insert(name, v.clone());
+            }
+        }
+        r
+    } else {
+        resp
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        h.insert(CORRELATION_ID, v);
+    }
+    h.insert(SUPPORTED_VERSIONS_HEADER, HeaderValue::from_static(SUPPORTED_VERSIONS));
+    resp
+}
 
 fn envelope(status: StatusCode, result: Value) -> Response {
     (
@@ -90,9 +150,14 @@ impl FromRequestParts<AppState> for TedeeAuth {
     }
 }
 
-/// `v37` and the like; anything else is not a route.
+/// `v1` to `v999` (`v37` is Tedee's current); anything else is not a route. The `v` is part
+/// of the path, so its case does not matter; the number has no leading zero.
 fn check_version(v: &str) -> TedeeResult<()> {
-    let ok = v.len() >= 2 && v.len() <= 4 && v.starts_with('v') && v[1..].bytes().all(|b| b.is_ascii_digit());
+    let ok = v
+        .strip_prefix(['v', 'V'])
+        .filter(|n| !n.starts_with('0') && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (1..=MAX_VERSION).contains(&n));
     if ok {
         Ok(())
     } else {
@@ -239,9 +304,17 @@ mod tests {
     #[test]
     fn versions() {
         assert!(check_version("v37").is_ok());
+        assert!(check_version("V37").is_ok());
         assert!(check_version("v1").is_ok());
+        assert!(check_version("v999").is_ok());
         assert!(check_version("37").is_err());
         assert!(check_version("v").is_err());
         assert!(check_version("vx").is_err());
+        assert!(check_version("v0").is_err());
+        assert!(check_version("v037").is_err());
+        assert!(check_version("v1000").is_err());
+        assert!(check_version("v+37").is_err());
+        assert!(check_version("v3.7").is_err());
+        assert_eq!(SUPPORTED_VERSIONS, format!("1-{MAX_VERSION}"));
     }
 }

@@ -18,6 +18,80 @@ pub const AGGREGATE: &str = "temp_key";
 pub const PUBLIC: &str = "public";
 pub const USER_WHITELIST: &str = "user-whitelist";
 
+/// The members of each event's `data` on the SmartphoneKey surface, as SmartphoneKey's
+/// event-schemas.json closes them (`additionalProperties: false`). Stored events keep more
+/// facts (a description, a schedule, a collective key's doors); [`project`] renders a stored
+/// event onto these members.
+pub const TEMP_KEY_CREATED_FIELDS: &[&str] = &[
+    "tempKeyUuid",
+    "lockId",
+    "lockUuid",
+    "accessMode",
+    "allowedUserIds",
+    "validFrom",
+    "validUntil",
+    "maxUses",
+    "createdBy",
+    "timestamp",
+];
+pub const TEMP_KEY_UPDATED_FIELDS: &[&str] =
+    &["tempKeyUuid", "lockId", "lockUuid", "changes", "updatedBy", "timestamp"];
+/// `TempKeyUpdated.changes` is closed too.
+pub const TEMP_KEY_CHANGES_FIELDS: &[&str] = &["accessMode", "allowedUserIds", "maxUses", "validFrom", "validUntil"];
+pub const TEMP_KEY_DELETED_FIELDS: &[&str] = &["tempKeyUuid", "lockId", "lockUuid", "deletedBy", "timestamp"];
+pub const TEMP_KEY_USED_FIELDS: &[&str] = &["tempKeyUuid", "lockId", "lockUuid", "userId", "usedCount", "timestamp"];
+pub const LOCK_OPEN_REQUESTED_FIELDS: &[&str] = &["lockId", "uuid", "timestamp", "reason", "requestId"];
+
+/// Members that name who acted.
+const ACTOR_FIELDS: [&str; 3] = ["createdBy", "updatedBy", "deletedBy"];
+
+/// An actor as the SmartphoneKey surface shows it: `user:<uuid>` or `api_key:<uuid>`. Stored
+/// share-key events name a user by the bare UUID (older ones, and every one so far); they are
+/// not rewritten, the surface maps them here.
+pub fn surface_actor(stored: &str) -> String {
+    match Uuid::parse_str(stored) {
+        Ok(u) => format!("user:{u}"),
+        Err(_) => stored.to_string(),
+    }
+}
+
+/// A stored share-key or lock event as the SmartphoneKey surface shows it: only the members of
+/// the event's closed shape (absent ones stay absent), actors as [`surface_actor`], and
+/// LockOpenRequested's `uuid` from the stored `lockUuid`. Unknown types render as `{}`.
+pub fn project(event_type: &str, data: &Value) -> Value {
+    let fields = match event_type {
+        TEMP_KEY_CREATED => TEMP_KEY_CREATED_FIELDS,
+        TEMP_KEY_UPDATED => TEMP_KEY_UPDATED_FIELDS,
+        TEMP_KEY_DELETED => TEMP_KEY_DELETED_FIELDS,
+        TEMP_KEY_USED => TEMP_KEY_USED_FIELDS,
+        LOCK_OPEN_REQUESTED => LOCK_OPEN_REQUESTED_FIELDS,
+        _ => &[],
+    };
+    let mut out = serde_json::Map::new();
+    for &f in fields {
+        let stored = match (event_type, f) {
+            (LOCK_OPEN_REQUESTED, "uuid") => data.get("uuid").or_else(|| data.get("lockUuid")),
+            _ => data.get(f),
+        };
+        let Some(v) = stored else { continue };
+        let v = match (f, v) {
+            ("changes", Value::Object(m)) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| TEMP_KEY_CHANGES_FIELDS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            ("changes", _) => Value::Object(serde_json::Map::new()),
+            (f, Value::String(a)) if ACTOR_FIELDS.contains(&f) => Value::String(surface_actor(a)),
+            // Optional members are absent rather than null, except maxUses (number or null).
+            (f, Value::Null) if f != "maxUses" => continue,
+            _ => v.clone(),
+        };
+        out.insert(f.to_string(), v);
+    }
+    Value::Object(out)
+}
+
 /// A share key's state: a per-lock temp key has a lock; a collective key has doors instead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareState {
@@ -310,6 +384,62 @@ mod tests {
             f(serde_json::json!({"days": ["aaé"], "from": "08:00", "until": "09:00", "timeZone": "UTC"})),
             "schedule.days"
         );
+    }
+
+    #[test]
+    fn events_render_onto_their_closed_shapes() {
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let user = Uuid::new_v4();
+        let created = serde_json::json!({
+            "tempKeyUuid": "t", "lockId": 1, "lockUuid": "l", "accessMode": "public", "allowedUserIds": [],
+            "validFrom": "a", "validUntil": "b", "maxUses": null, "description": "d", "schedule": {},
+            "collective": false, "doors": [], "createdBy": user.to_string(), "timestamp": "c",
+        });
+        let v = project(TEMP_KEY_CREATED, &created);
+        let mut want: Vec<String> = TEMP_KEY_CREATED_FIELDS.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(keys(&v), want);
+        assert_eq!(v["createdBy"], format!("user:{user}"));
+        assert_eq!(v["maxUses"], Value::Null);
+
+        let updated = serde_json::json!({
+            "tempKeyUuid": "t", "lockId": 1, "lockUuid": "l", "updatedBy": "api_key:k", "timestamp": "c",
+            "changes": {"maxUses": 3, "description": "d", "schedule": null},
+        });
+        let v = project(TEMP_KEY_UPDATED, &updated);
+        assert_eq!(v["changes"], serde_json::json!({"maxUses": 3}));
+        assert_eq!(v["updatedBy"], "api_key:k");
+
+        // A repair's delete carries a reason and no lockUuid: both stay out.
+        let deleted = serde_json::json!({"tempKeyUuid": "t", "lockId": 1, "deletedBy": "system", "reason": "r", "timestamp": "c"});
+        assert_eq!(
+            keys(&project(TEMP_KEY_DELETED, &deleted)),
+            ["deletedBy", "lockId", "tempKeyUuid", "timestamp"]
+        );
+
+        let used = serde_json::json!({"tempKeyUuid": "t", "lockId": 1, "lockUuid": "l", "doorId": 2, "usedCount": 4, "timestamp": "c"});
+        assert_eq!(
+            keys(&project(TEMP_KEY_USED, &used)),
+            ["lockId", "lockUuid", "tempKeyUuid", "timestamp", "usedCount"]
+        );
+
+        let open = serde_json::json!({"lockId": 1, "lockUuid": "l", "tempKeyUuid": "t", "userId": null, "doorId": null, "via": "pin", "timestamp": "c"});
+        let v = project(LOCK_OPEN_REQUESTED, &open);
+        assert_eq!(v, serde_json::json!({"lockId": 1, "uuid": "l", "timestamp": "c"}));
+        assert_eq!(project("KeyCreated", &open), serde_json::json!({}));
+    }
+
+    #[test]
+    fn actors_are_prefixed_once() {
+        let u = Uuid::new_v4();
+        assert_eq!(surface_actor(&u.to_string()), format!("user:{u}"));
+        assert_eq!(surface_actor(&format!("user:{u}")), format!("user:{u}"));
+        assert_eq!(surface_actor(&format!("api_key:{u}")), format!("api_key:{u}"));
+        assert_eq!(surface_actor("system"), "system");
     }
 
     proptest::proptest! {

@@ -4,7 +4,7 @@
 //! lists (`find_credential`, `find_lock`); every lookup after them uses the organization of
 //! what they found, so a key opens only its own organization's locks.
 
-use super::collective::{door_lock, doors_for, is_collective};
+use super::collective::{DoorChoice, door_lock, doors_for, is_collective};
 use super::share::{OpenVia, WriteResult};
 use super::{Principal, Service};
 use crate::core::credential::{Credential, Kind};
@@ -51,26 +51,25 @@ impl Service {
         Ok((c, Some(lock)))
     }
 
-    /// A visitor opens the door with a share key: one use, TempKeyUsed, and LockOpenRequested,
-    /// all in one transaction. `lock_id` picks the door of a collective key.
-    pub async fn open_share(
-        &self,
-        uuid: Uuid,
-        visitor: Option<&Principal>,
-        lock_id: Option<i64>,
-    ) -> Result<WriteResult> {
+    /// A visitor opens a door with a share key: one use, TempKeyUsed, and LockOpenRequested,
+    /// all in one transaction. `door` picks the door: a per-lock key has one, its lock, with
+    /// door id 1; a collective key's doors are its list.
+    pub async fn open_share(&self, uuid: Uuid, visitor: Option<&Principal>, door: DoorChoice) -> Result<WriteResult> {
         let (c, lock) = self.guest_share(uuid, visitor).await?;
         let user = visitor.and_then(|v| v.user_id);
         let actor = visitor.map(|v| v.actor.clone()).unwrap_or_else(|| "guest".into());
         match lock {
             Some(lock) => {
+                if matches!(door, DoorChoice::Id(id) if id != 1) {
+                    return Err(Error::NotFound("door"));
+                }
                 let via = OpenVia {
                     via: "temp-key",
                     door_id: None,
                 };
                 self.consume_share(c.org_id, &actor, &lock, c, user, Some(via)).await
             }
-            None => self.open_collective(c, lock_id, &actor).await,
+            None => self.open_collective(c, door, &actor).await,
         }
     }
 

@@ -259,7 +259,10 @@ impl Service {
             return Err(Error::invalid("scopes", format!("at most {MAX_SCOPES} scopes")));
         }
         for (i, s) in req.scopes.iter().enumerate() {
-            if s.is_empty() || s.len() > MAX_SCOPE_LEN || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if s.is_empty()
+                || s.chars().count() > MAX_SCOPE_LEN
+                || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(Error::invalid(
                     format!("scopes[{i}]"),
                     format!("must be 1 to {MAX_SCOPE_LEN} characters without spaces"),
@@ -286,6 +289,9 @@ impl Service {
         }
         self.check_members(by.org_id, "allowed_users", &req.allowed_users)
             .await?;
+        if !(req.subject.is_null() || req.subject.is_object()) {
+            return Err(Error::invalid("subject", "must be a JSON object"));
+        }
         if !(req.metadata.is_null() || req.metadata.is_object()) {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
@@ -486,9 +492,12 @@ impl Service {
         }
     }
 
-    /// One key of any kind: administrators see the organization's, users their own.
+    /// One key of any kind: administrators see the organization's, users their own. A revoked key
+    /// is gone from here (`DELETE /v1/keys/{id}` revoked it, so reading it answers 404 as after any
+    /// DELETE); the list, verify and the events still show it.
     pub async fn get_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {
-        Self::manageable(by, self.store.get_credential(by.org_id, id).await?)
+        let found = self.store.get_credential(by.org_id, id).await?;
+        Self::manageable(by, found.filter(|c| c.revoked_at.is_none()))
     }
 
     /// A credential already read from the caller's organization, if the caller may see it.

@@ -27,10 +27,10 @@ pub fn check_policy(password: &str) -> Result<()> {
             format!("must be at least {MIN_PASSWORD_LEN} characters"),
         ));
     }
-    if password.len() > MAX_PASSWORD_LEN {
+    if n > MAX_PASSWORD_LEN {
         return Err(Error::invalid(
             "password",
-            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+            format!("must be at most {MAX_PASSWORD_LEN} characters"),
         ));
     }
     Ok(())
@@ -150,7 +150,7 @@ fn work(rx: Arc<Mutex<Receiver<Job>>>) {
             }
             Task::Verify(phc, reply) => {
                 let ok = match phc {
-                    Some(p) if pw.len() <= MAX_PASSWORD_LEN => verify_with(&mut blocks, pw, &p),
+                    Some(p) if job.password.chars().count() <= MAX_PASSWORD_LEN => verify_with(&mut blocks, pw, &p),
                     Some(_) => false,
                     None => {
                         let dummy = dummy_hash(&mut blocks);

@@ -49,14 +49,11 @@ const OAUTH_ONLY: &[&str] = &["user_impersonation", "offline_access"];
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_LIFETIME_MONTHS: u32 = 60;
 
-/// Does the granted scope cover the needed one? Equal, or `X.ReadWrite` for `X.Read`.
-/// Reading the organization also covers reading one's own account: `Organization.Read`
-/// already lists at least the user's own keys through `/v1/keys`, so this grants nothing new.
+/// Does the granted scope cover the needed one? Equal, or `X.ReadWrite` for `X.Read`, as in
+/// Tedee's catalogue; no other scope implies another (`Organization.Read` does not cover
+/// `Account.Read`).
 pub fn scope_implies(granted: &str, needed: &str) -> bool {
     if granted == needed {
-        return true;
-    }
-    if needed == scope::ACCOUNT_READ && scope_implies(granted, scope::ORG_READ) {
         return true;
     }
     match (granted.strip_suffix(".ReadWrite"), needed.strip_suffix(".Read")) {
@@ -252,9 +249,21 @@ mod tests {
         assert!(!scope_implies("Account.Read", "Account.ReadWrite"));
         assert!(!scope_implies("Device.ReadWrite", "Account.Read"));
         assert!(!scope_implies("DeviceShare.ReadWrite", "Device.Read"));
-        assert!(scope_implies("Organization.ReadWrite", "Account.Read"));
-        assert!(scope_implies("Organization.Read", "Account.Read"));
+        assert!(scope_implies("Organization.ReadWrite", "Organization.Read"));
+        // Tedee's scopes: the organization's do not cover one's own account.
+        assert!(!scope_implies("Organization.ReadWrite", "Account.Read"));
+        assert!(!scope_implies("Organization.Read", "Account.Read"));
         assert!(!scope_implies("Organization.ReadWrite", "Account.ReadWrite"));
+        assert!(!scope_implies("Account.ReadWrite", "Organization.Read"));
+        // Every ReadWrite of the catalogue implies its own Read and nothing else.
+        for g in CATALOGUE {
+            for n in CATALOGUE {
+                let expected = g == n
+                    || g.strip_suffix(".ReadWrite")
+                        .is_some_and(|a| n.strip_suffix(".Read") == Some(a));
+                assert_eq!(scope_implies(g, n), expected, "{g} -> {n}");
+            }
+        }
     }
 
     #[test]

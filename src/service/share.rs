@@ -53,6 +53,8 @@ pub struct ShareKeyChanges {
     pub max_uses: Option<Option<i64>>,
     /// `Some(None)` removes the schedule.
     pub schedule: Option<Option<Schedule>>,
+    /// A keygate extension (SmartphoneKey's update takes no description): `Some(None)` clears it.
+    pub description: Option<Option<String>>,
 }
 
 /// How a door is being opened (for the LockOpenRequested event): `via` is `temp-key` (the
@@ -63,13 +65,31 @@ pub struct OpenVia {
     pub door_id: Option<i64>,
 }
 
-/// What a write answers: the aggregate, the version the write produced, and its event.
+/// What a write answers: the aggregate, its version after the write, and the event the write
+/// appended (`None` when it changed nothing, and `version` is the current one).
 #[derive(Debug, Clone)]
 pub struct WriteResult {
     pub aggregate_id: Uuid,
     pub version: i64,
+    pub event: Option<WrittenEvent>,
+}
+
+/// An appended event: its type and its data as stored (every fact; surfaces render their own
+/// projection of it).
+#[derive(Debug, Clone)]
+pub struct WrittenEvent {
     pub event_type: &'static str,
     pub data: Value,
+}
+
+impl WriteResult {
+    pub(crate) fn appended(aggregate_id: Uuid, version: i64, event_type: &'static str, data: Value) -> WriteResult {
+        WriteResult {
+            aggregate_id,
+            version,
+            event: Some(WrittenEvent { event_type, data }),
+        }
+    }
 }
 
 /// How a share key stands now: a matter of time and uses, not of who asks, so the key is
@@ -91,6 +111,12 @@ pub fn status(c: &Credential, now: DateTime<Utc>) -> &'static str {
 
 pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A time as share-key events hold it (milliseconds), so the row and the events agree.
+pub(crate) fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(3)
 }
 
 pub(crate) fn actor_id(p: &Principal) -> String {
@@ -125,7 +151,7 @@ impl Service {
                     let ok = d.get("id").and_then(Value::as_i64).is_some()
                         && d.get("name")
                             .and_then(Value::as_str)
-                            .is_some_and(|n| !n.trim().is_empty() && n.len() <= 120);
+                            .is_some_and(|n| !n.trim().is_empty() && n.chars().count() <= 120);
                     if !ok {
                         return Err(Error::invalid(
                             format!("doors[{i}]"),
@@ -256,8 +282,10 @@ impl Service {
         self.check_members(by.org_id, "allowedUserIds", users).await
     }
 
-    pub async fn create_share_key(&self, by: &Principal, lock_id: i64, k: ShareKeyInput) -> Result<WriteResult> {
+    pub async fn create_share_key(&self, by: &Principal, lock_id: i64, mut k: ShareKeyInput) -> Result<WriteResult> {
         by.require(SCOPE_SHARE_WRITE)?;
+        k.valid_from = to_millis(k.valid_from);
+        k.valid_until = to_millis(k.valid_until);
         let lock = self.lock_for(by, lock_id).await?;
         if k.access_mode != PUBLIC && k.access_mode != USER_WHITELIST {
             return Err(Error::invalid("accessMode", "must be public or user-whitelist"));
@@ -340,14 +368,11 @@ impl Service {
         };
         let e = self.share_event(by, k.uuid, share::TEMP_KEY_CREATED, data);
         let version = self.store.insert_credential(&cred, &e).await?;
-        Ok(WriteResult {
-            aggregate_id: k.uuid,
-            version,
-            event_type: share::TEMP_KEY_CREATED,
-            data: e.data,
-        })
+        Ok(WriteResult::appended(k.uuid, version, share::TEMP_KEY_CREATED, e.data))
     }
 
+    /// Update a share key. Only what differs from the key's state is a change; an update that
+    /// changes nothing appends nothing and answers the current version without an event.
     pub async fn update_share_key(
         &self,
         by: &Principal,
@@ -360,30 +385,64 @@ impl Service {
         let mut c = self.share_key(by, &lock, uuid).await?;
         let mut state = share::ShareState::from_credential(&c).ok_or_else(|| Error::internal("malformed share key"))?;
         let mut changes = serde_json::Map::new();
-        if let Some(m) = ch.access_mode {
+        if let Some(m) = ch.access_mode.filter(|m| *m != state.access_mode) {
             changes.insert("accessMode".into(), m.clone().into());
             state.access_mode = m;
         }
-        if let Some(u) = ch.allowed_user_ids {
+        if let Some(u) = ch.allowed_user_ids.filter(|u| *u != state.allowed_user_ids) {
             changes.insert("allowedUserIds".into(), json!(u));
             state.allowed_user_ids = u;
         }
-        if let Some(t) = ch.valid_from {
+        if let Some(t) = ch
+            .valid_from
+            .map(to_millis)
+            .filter(|t| *t != to_millis(state.valid_from))
+        {
             changes.insert("validFrom".into(), iso(t).into());
             state.valid_from = t;
         }
-        if let Some(t) = ch.valid_until {
+        if let Some(t) = ch
+            .valid_until
+            .map(to_millis)
+            .filter(|t| *t != to_millis(state.valid_until))
+        {
             changes.insert("validUntil".into(), iso(t).into());
             state.valid_until = t;
         }
-        if let Some(m) = ch.max_uses {
+        if let Some(m) = ch.max_uses.filter(|m| *m != state.max_uses) {
             changes.insert("maxUses".into(), json!(m));
             state.max_uses = m;
         }
         if let Some(sch) = ch.schedule {
             let v = sch.as_ref().map(Schedule::to_json).unwrap_or(Value::Null);
-            changes.insert("schedule".into(), v.clone());
-            state.schedule = v;
+            if v != state.schedule {
+                changes.insert("schedule".into(), v.clone());
+                state.schedule = v;
+            }
+        }
+        if let Some(d) = ch.description.filter(|d| *d != state.description) {
+            if d.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+                return Err(Error::invalid(
+                    "description",
+                    format!("must be at most {MAX_DESCRIPTION} characters"),
+                ));
+            }
+            changes.insert("description".into(), json!(d));
+            state.description = d;
+        }
+        if changes.is_empty() {
+            let version = self
+                .store
+                .events_of(by.org_id, uuid)
+                .await?
+                .last()
+                .map(|e| e.version)
+                .ok_or_else(|| Error::internal("a share key without events"))?;
+            return Ok(WriteResult {
+                aggregate_id: uuid,
+                version,
+                event: None,
+            });
         }
         if state.valid_from >= state.valid_until {
             return Err(Error::invalid("validUntil", "must be after validFrom"));
@@ -402,6 +461,12 @@ impl Service {
             "lock_id": lock.id, "lock_uuid": lock.uuid, "access_mode": state.access_mode,
             "allowed_user_ids": state.allowed_user_ids, "schedule": state.schedule,
         });
+        match &mut c.metadata {
+            Value::Object(m) => {
+                m.insert("description".into(), json!(state.description));
+            }
+            other => *other = json!({"description": state.description}),
+        }
         c.updated_at = self.now();
         c.updated_by = by.actor.clone();
         let mut data = Self::share_base(&lock, uuid);
@@ -414,12 +479,7 @@ impl Service {
             .update_credential(&c, &e)
             .await?
             .ok_or(Error::NotFound("temp key"))?;
-        Ok(WriteResult {
-            aggregate_id: uuid,
-            version,
-            event_type: share::TEMP_KEY_UPDATED,
-            data: e.data,
-        })
+        Ok(WriteResult::appended(uuid, version, share::TEMP_KEY_UPDATED, e.data))
     }
 
     pub async fn delete_share_key(&self, by: &Principal, lock_id: i64, uuid: Uuid) -> Result<WriteResult> {
@@ -435,12 +495,7 @@ impl Service {
             .revoke_credential(by.org_id, uuid, self.now(), &by.actor, &e)
             .await?
         {
-            Some((_, Some(version))) => Ok(WriteResult {
-                aggregate_id: uuid,
-                version,
-                event_type: share::TEMP_KEY_DELETED,
-                data: e.data,
-            }),
+            Some((_, Some(version))) => Ok(WriteResult::appended(uuid, version, share::TEMP_KEY_DELETED, e.data)),
             _ => Err(Error::NotFound("temp key")),
         }
     }
@@ -570,12 +625,7 @@ impl Service {
                 if let Value::Object(m) = &mut data {
                     m.insert("usedCount".into(), after.used_count.into());
                 }
-                let w = WriteResult {
-                    aggregate_id: c.id,
-                    version,
-                    event_type: share::TEMP_KEY_USED,
-                    data,
-                };
+                let w = WriteResult::appended(c.id, version, share::TEMP_KEY_USED, data);
                 Ok(Ok((w, after)))
             }
             ConsumeOutcome::Refused(now) => {
@@ -636,9 +686,4 @@ impl Service {
         }
         Ok(())
     }
-}
-
-/// The write answer for a surface: `{success, aggregateId, version, event: {type, data}}`.
-pub fn write_json(w: &WriteResult) -> Value {
-    json!({"success": true, "aggregateId": w.aggregate_id, "version": w.version, "event": {"type": w.event_type, "data": w.data}})
 }

@@ -291,5 +291,5 @@ async fn a_share_keys_uuid_is_not_a_secret_that_verifies() {
             .unwrap(),
     )
     .await;
-    assert_eq!(list[0]["usedCount"], 0, "{list}");
+    assert_eq!(list["tempKeys"][0]["usedCount"], 0, "{list}");
 }

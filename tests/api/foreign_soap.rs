@@ -316,6 +316,24 @@ async fn zeep_walk(s: &Server, py: std::path::PathBuf) {
     assert_eq!(s12["got"], s12["saved"]);
     assert_eq!(s12["mask"], full);
 
+    // Services87 has Services86's 29 operations; Services88 adds GetAllForeignKeysOnEntity,
+    // whose StringDictionary zeep decodes as key/value pairs ("app.device.key": value).
+    assert_eq!(
+        (&v["operations87"], &v["has_all_on_entity87"]),
+        (&json!(29), &json!(false))
+    );
+    assert_eq!(
+        (&v["operations88"], &v["has_all_on_entity88"]),
+        (&json!(30), &json!(true))
+    );
+    assert_eq!(
+        v["all_on_entity88"],
+        json!({"zeep-app.zeep-device.erp.no": "o3"}),
+        "{}",
+        v["all_on_entity88"]
+    );
+    assert_eq!(v["got88"], json!({"Value": VALUE, "mask": full}));
+
     // Failures travel in the header: Succeeded false + ExceptionInfo, no Response.
     let cc = &v["control_char"];
     assert!(
@@ -468,6 +486,180 @@ async fn the_services86_wsdl_lists_its_29_operations_at_the_servers_address() {
     assert!(w.contains(&format!(r#"<soap:address location="{address}"/>"#)), "{w}");
     assert!(w.contains(&format!(r#"<soap12:address location="{address}"/>"#)), "{w}");
     assert!(w.contains(r#"<wsdl:port name="Soap12Binding_ForeignSystem" binding="tns:Soap12Binding_ForeignSystem">"#));
+}
+
+/// The namespace of a service version.
+fn ns(version: u8) -> String {
+    format!("http://www.superoffice.net/ws/crm/NetServer/Services{version}")
+}
+
+/// POST a SOAP 1.1 call to a version's ForeignSystem.svc: the operation element in `body_ns`,
+/// with `action` as the SOAPAction; answers (status, body).
+async fn call_version(
+    s: &Server,
+    t: &str,
+    version: u8,
+    body_ns: &str,
+    action: &str,
+    op: &str,
+    inner: &str,
+) -> (u16, String) {
+    let envelope = format!(
+        r#"<s:Envelope xmlns:s="{SOAP11}"><s:Header><Credentials xmlns="{body_ns}"><Ticket>{t}</Ticket></Credentials></s:Header><s:Body><{op} xmlns="{body_ns}">{inner}</{op}></s:Body></s:Envelope>"#
+    );
+    let r = s
+        .req(Method::POST, &format!("/Remote/Services{version}/ForeignSystem.svc"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", format!("\"{action}\""))
+        .body(envelope)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn each_version_has_its_namespace_actions_operations_and_rights_types() {
+    let s = Server::start().await;
+    for (version, count) in [(86, 29), (87, 29), (88, 30)] {
+        let path = format!("/Remote/Services{version}/ForeignSystem.svc");
+        let r = s.req(Method::GET, &format!("{path}?wsdl")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let w = r.text().await.unwrap();
+        let ns = ns(version);
+        assert!(w.contains(&format!(r#"targetNamespace="{ns}""#)), "{version}");
+        for other in [86, 87, 88].into_iter().filter(|v| *v != version) {
+            assert!(
+                !w.contains(&format!("Services{other}")),
+                "{version} names Services{other}"
+            );
+        }
+        assert_eq!(w.matches("<wsdl:operation ").count(), count * 3, "{version}");
+        assert_eq!(
+            w.matches(&format!(r#"soapAction="{ns}/ForeignSystem/GetKey""#)).count(),
+            2
+        );
+        assert_eq!(w.contains("GetAllForeignKeysOnEntity"), version >= 88);
+        assert!(w.contains(&format!(r#"<soap:address location="{}{path}"/>"#, s.base)));
+        // The rights masks: xs:lists of single flags, as each version's published WSDL.
+        let enumeration = |name: &str| -> Vec<String> {
+            let start = w.find(&format!(r#"<xs:simpleType name="{name}"><xs:list>"#)).unwrap();
+            let end = start + w[start..].find("</xs:list>").unwrap();
+            w[start..end]
+                .split(r#"<xs:enumeration value=""#)
+                .skip(1)
+                .map(|v| v[..v.find('"').unwrap()].to_string())
+                .collect()
+        };
+        let mut table = vec!["Select", "Update", "Insert", "Delete", "Filtering", "RestrictedUpdate"];
+        let mut field = vec![
+            "Read",
+            "Write",
+            "Unused1",
+            "Unused2",
+            "Unused3",
+            "Unused4",
+            "UIHintMandatory",
+            "UIHintReadOnly",
+            "UndefinedValue256",
+        ];
+        if version >= 88 {
+            table.extend(["Unused1", "Uninitialized", "R", "F"]);
+            field.push("Nullable");
+        }
+        assert_eq!(enumeration("ETableRight"), table, "{version}");
+        assert_eq!(enumeration("EFieldRight"), field, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn services88_answers_get_all_foreign_keys_on_entity_as_a_string_dictionary() {
+    let s = Server::start().await;
+    for (table, record, value) in [("contact", 5, "c5"), ("contact", 6, "c6")] {
+        rest(
+            &s,
+            "SaveForeignKey",
+            json!({"ForeignKey": {"Key": "erp.id", "Value": value, "TableName": table, "RecordId": record},
+                   "ApplicationName": "ERP", "DeviceName": "sync"}),
+        )
+        .await;
+    }
+    let t = ticket(&s, "admin", &s.admin_password).await;
+    let op = "GetAllForeignKeysOnEntity";
+    let ns88 = ns(88);
+    let (status, text) = call_version(
+        &s,
+        &t,
+        88,
+        &ns88,
+        &format!("{ns88}/ForeignSystem/{op}"),
+        op,
+        "<EntityType>contact</EntityType><EntityId>5</EntityId>",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(&format!(
+            r#"<Succeeded xmlns="{ns88}">true</Succeeded></s:Header><s:Body><GetAllForeignKeysOnEntityResponse xmlns="{ns88}"><Response><StringKeyValuePair><Key>ERP.sync.erp.id</Key><Value>c5</Value></StringKeyValuePair></Response></GetAllForeignKeysOnEntityResponse>"#
+        )),
+        "{text}"
+    );
+    // Services87 lacks it: an unknown SOAP action there, as in Services86.
+    let ns87 = ns(87);
+    let (status, text) = call_version(
+        &s,
+        &t,
+        87,
+        &ns87,
+        &format!("{ns87}/ForeignSystem/{op}"),
+        op,
+        "<EntityType>contact</EntityType><EntityId>5</EntityId>",
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("<faultcode>s:Client</faultcode>")
+            && text.contains("ForeignSystem has no operation GetAllForeignKeysOnEntity in Services87"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_in_another_versions_namespace_or_action_is_an_unknown_action() {
+    let s = Server::start().await;
+    let t = ticket(&s, "admin", &s.admin_password).await;
+    let before = s.snapshot().await;
+    let op = "AddDeviceByIdentifier";
+    let inner = "<ApplicationName>ERP</ApplicationName><DeviceName>sync</DeviceName>";
+    let (ns86, ns88) = (ns(86), ns(88));
+    // Services88's action at Services86.
+    let (status, text) = call_version(&s, &t, 86, &ns86, &format!("{ns88}/ForeignSystem/{op}"), op, inner).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("no operation for the SOAP action"), "{text}");
+    // Services86's body at Services88 (with no SOAPAction to go by).
+    let (status, text) = call_version(&s, &t, 88, &ns86, "", op, inner).await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains(&format!("ForeignSystem has no operation {op} in namespace {ns86}")),
+        "{text}"
+    );
+    // An action that names another operation than the body.
+    let (status, text) = call_version(&s, &t, 88, &ns88, &format!("{ns88}/ForeignSystem/GetKey"), op, inner).await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("does not match the operation in the Body, AddDeviceByIdentifier"),
+        "{text}"
+    );
+    assert_eq!(before, s.snapshot().await, "nothing was written");
+    // The same call, right: Services88's namespace and action.
+    let (status, text) = call_version(&s, &t, 88, &ns88, &format!("{ns88}/ForeignSystem/{op}"), op, inner).await;
+    assert_eq!(status, 200);
+    assert!(succeeded88(&text), "{text}");
+}
+
+fn succeeded88(text: &str) -> bool {
+    text.contains(&format!(r#"<Succeeded xmlns="{}">true</Succeeded>"#, ns(88)))
 }
 
 #[tokio::test]

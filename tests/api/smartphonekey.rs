@@ -181,7 +181,7 @@ async fn the_seed_sample_with_real_values_works_for_the_owner_and_the_organizati
     assert_eq!(v["version"], 1);
     assert_eq!(v["event"]["type"], "TempKeyCreated");
     assert_eq!(v["event"]["data"]["maxUses"], Value::Null);
-    assert_eq!(v["event"]["data"]["createdBy"], w.owner.as_str());
+    assert_eq!(v["event"]["data"]["createdBy"], format!("user:{}", w.owner));
     // Again with the organization's X-API-Key (B2B).
     body["tempKeyUuid"] = json!(new_uuid());
     let (status, v) = w.create(Auth::Key(&w.org_key), body).await;
@@ -350,7 +350,7 @@ async fn update_delete_list_and_use_are_versioned_events() {
             .unwrap(),
     )
     .await;
-    let item = &list.as_array().unwrap()[0];
+    let item = &list["tempKeys"].as_array().unwrap()[0];
     assert_eq!(
         (
             item["status"].as_str(),
@@ -380,7 +380,7 @@ async fn update_delete_list_and_use_are_versioned_events() {
             .unwrap(),
     )
     .await;
-    assert_eq!(list, json!([]));
+    assert_eq!(list, json!({"tempKeys": []}));
     assert_eq!(use_as(&w.owner).await.unwrap().status(), 404);
     let r = w
         .post(&format!("/locks/{lock}/delete-temp-key"), k)
@@ -440,7 +440,8 @@ async fn status_follows_the_window_and_uses() {
                 .unwrap(),
         )
         .await;
-        list.as_array()
+        list["tempKeys"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|k| {
@@ -518,8 +519,8 @@ async fn max_uses_is_exact_under_64_concurrent_uses() {
             .unwrap(),
     )
     .await;
-    assert_eq!(list[0]["usedCount"], 10);
-    assert_eq!(list[0]["status"], "used-up");
+    assert_eq!(list["tempKeys"][0]["usedCount"], 10);
+    assert_eq!(list["tempKeys"][0]["status"], "used-up");
 }
 
 #[tokio::test]
@@ -550,7 +551,7 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
             .unwrap();
     }
     w.post(&format!("/locks/{lock}/update-temp-key"), k)
-        .json(&json!({"tempKeyUuid": uuids[1], "accessMode": "public", "maxUses": null, "validUntil": iso(Utc::now() + Duration::days(9))}))
+        .json(&json!({"tempKeyUuid": uuids[1], "accessMode": "public", "maxUses": null, "validUntil": iso(Utc::now() + Duration::days(9)), "description": "changed"}))
         .send()
         .await
         .unwrap();
@@ -616,6 +617,18 @@ async fn state_rebuilt_from_the_events_equals_the_projection() {
     )
     .unwrap();
     assert!(deleted.deleted);
+    let updated = keygate::core::share::fold(
+        &store
+            .events_of(org, uuid::Uuid::parse_str(&uuids[1]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        updated.description.as_deref(),
+        Some("changed"),
+        "the fold reads the stored description"
+    );
     let collective = keygate::core::share::fold(
         &store
             .events_of(org, uuid::Uuid::parse_str(&uuids[4]).unwrap())
@@ -973,17 +986,18 @@ async fn schedules_refuse_outside_their_days_and_hours() {
     w.s.advance(24 * 3600).await;
     assert_eq!(use_key().await.0, 200);
     assert_eq!(w.open(&uuid, Auth::None).await.status(), 303);
-    // The list shows the schedule; an update can lift it.
-    let list = json(
-        w.s.req(Method::GET, &format!("/locks/{}/temp-keys", w.lock))
+    // The native view shows the schedule (SmartphoneKey's list has no member for it); an
+    // update can lift it.
+    let view = json(
+        w.s.req(Method::GET, &format!("/v1/keys/{uuid}"))
             .header("X-API-Key", &w.org_key)
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(list[0]["schedule"]["timeZone"], "Europe/Oslo");
-    assert_eq!(list[0]["schedule"]["days"], json!(["mon", "wed"]));
+    assert_eq!(view["subject"]["schedule"]["timeZone"], "Europe/Oslo");
+    assert_eq!(view["subject"]["schedule"]["days"], json!(["mon", "wed"]));
     w.s.advance(24 * 3600).await;
     assert_eq!(use_key().await.0, 400, "Thursday");
     let r = w
@@ -993,7 +1007,10 @@ async fn schedules_refuse_outside_their_days_and_hours() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(json(r).await["event"]["data"]["schedule"], Value::Null);
+    let v = json(r).await;
+    // A change the closed TempKeyUpdated cannot hold: appended (the stored event says it), and
+    // rendered with empty changes.
+    assert_eq!(v["event"]["data"]["changes"], json!({}), "{v}");
     assert_eq!(use_key().await.0, 200);
     // A bad schedule is named field by field.
     let mut bad = w.key_body(&new_uuid());
@@ -1083,10 +1100,18 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
     assert_eq!(pin.len(), 8);
     assert!(pin.bytes().all(|b| b.is_ascii_digit()));
     assert_eq!(v["url"], format!("{}/temp-keys/{uuid}", w.s.base));
-    assert_eq!(v["version"], 1);
-    assert_eq!(v["event"]["type"], "TempKeyCreated");
-    assert_eq!(v["event"]["data"]["doors"][1]["accessMethod"], "code");
-    assert!(!v["event"].to_string().contains(&pin), "the PIN is not in the event");
+    assert_eq!(v["doors"][1]["accessMethod"], "code");
+    assert_eq!(v["doors"][1]["lockId"], garage.to_string());
+    assert!(v.get("event").is_none());
+    let events = json(
+        w.s.req(Method::GET, "/v1/events?limit=500")
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(!events.to_string().contains(&pin), "the PIN is not in an event");
 
     // Listed without the PIN; the PIN is nowhere in the database.
     let list = json(
@@ -1097,10 +1122,10 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
             .unwrap(),
     )
     .await;
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["uuid"], uuid.as_str());
-    assert_eq!(list[0]["status"], "valid");
-    assert!(list[0].get("pin").is_none());
+    assert_eq!(list["tempKeys"].as_array().unwrap().len(), 1);
+    assert_eq!(list["tempKeys"][0]["uuid"], uuid.as_str());
+    assert_eq!(list["tempKeys"][0]["revokedAt"], Value::Null);
+    assert!(list["tempKeys"][0].get("pin").is_none());
     let db = std::fs::read(w.s.db_path()).unwrap();
     let wal = std::fs::read(w.s.db_path().with_extension("db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
@@ -1118,14 +1143,14 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
             .unwrap(),
     )
     .await;
-    assert_eq!(per_lock, json!([]));
+    assert_eq!(per_lock, json!({"tempKeys": []}));
 
-    // The guest page offers the link door only.
+    // The guest page offers the link door only, through its door route.
     let (status, html) = w.guest_page(&uuid, Auth::None).await;
     assert_eq!(status, 200);
     assert!(html.contains("Front door") && html.contains("Garage"));
-    assert!(html.contains(&format!("name=\"lockId\" value=\"{}\"", w.lock)));
-    assert!(!html.contains(&format!("name=\"lockId\" value=\"{garage}\"")));
+    assert!(html.contains(&format!("action=\"/temp-keys/{uuid}/doors/1/open\"")));
+    assert!(!html.contains(&format!("action=\"/temp-keys/{uuid}/doors/2/open\"")));
     let form = |lock: i64| {
         w.s.req(Method::POST, &format!("/temp-keys/{uuid}/open"))
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -1145,13 +1170,13 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
     assert_eq!(r.status(), 303);
     let r = form(garage).send().await.unwrap();
     assert_eq!(r.status(), 400, "the garage takes the PIN only");
-    // Two link doors would need a choice; one is enough to leave it out.
+    // Without a choice, the first door that opens through the link.
     assert_eq!(w.open(&uuid, Auth::None).await.status(), 303);
 
     // The PIN opens both code doors; a door id must be one of the lock's doors.
     let (status, _, v) = w.pin(garage, json!({"pin": pin}), "127.0.0.1").await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["lockId"], garage);
+    assert_eq!(v, json!({"success": true, "offline": false}));
     let (status, _, _) = w.pin(w.lock, json!({"pin": pin, "doorId": 1}), "127.0.0.1").await;
     assert_eq!(status, 200);
     let (status, _, _) = w.pin(w.lock, json!({"pin": pin, "doorId": 99}), "127.0.0.1").await;
@@ -1187,9 +1212,7 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
     };
     let (status, v) = del().await;
     assert_eq!(status, 200);
-    assert_eq!(v["alreadyRevoked"], false);
-    assert_eq!(v["event"]["type"], "TempKeyDeleted");
-    assert_eq!(v["version"], 6);
+    assert_eq!(v, json!({"success": true, "alreadyRevoked": false}));
     let (status, v) = del().await;
     assert_eq!(status, 200);
     assert_eq!(v["alreadyRevoked"], true);
@@ -1203,7 +1226,7 @@ async fn collective_keys_over_several_doors_with_link_and_pin() {
             .unwrap(),
     )
     .await;
-    assert_eq!(list, json!([]));
+    assert_eq!(list, json!({"tempKeys": []}));
     let r =
         w.s.req(Method::DELETE, &format!("/temp-keys/{}", new_uuid()))
             .header("X-API-Key", &w.org_key)
@@ -1273,8 +1296,8 @@ async fn collective_keys_are_validated_and_authorized_like_temp_keys() {
         let r = w.s.req(Method::GET, "/temp-keys").bearer_auth(jwt).send();
         async move { json(r.await.unwrap()).await }
     };
-    assert_eq!(list(&w.owner_jwt).await.as_array().unwrap().len(), 1);
-    assert_eq!(list(&w.other_jwt).await, json!([]));
+    assert_eq!(list(&w.owner_jwt).await["tempKeys"].as_array().unwrap().len(), 1);
+    assert_eq!(list(&w.other_jwt).await, json!({"tempKeys": []}));
     let r =
         w.s.req(Method::DELETE, &format!("/temp-keys/{uuid}"))
             .bearer_auth(&w.other_jwt)
@@ -1322,7 +1345,7 @@ async fn pin_probing_gets_only_401_then_429_per_source() {
         assert_eq!(a, &answers[0]);
     }
     assert_eq!(answers[0].0, 401);
-    assert_eq!(answers[0].2["message"], "The PIN was not accepted");
+    assert_eq!(answers[0].2, json!({"error": "Invalid PIN"}));
     assert_eq!(w.s.snapshot().await, before, "refusals write nothing");
     // Then 429, even for the right PIN, with Retry-After.
     let (status, retry, v) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await;
@@ -1372,4 +1395,733 @@ async fn pin_probing_from_many_sources_is_limited_per_lock() {
     assert!(retry.is_some());
     // The other lock is not affected.
     assert_eq!(w.pin(garage, json!({"pin": pin}), "127.0.0.5").await.0, 200);
+}
+
+// ------------------------------------------------------------------ wire fidelity
+
+/// A closed shape from SmartphoneKey's public openapi.yaml and event-schemas.json: every member,
+/// and those that may be absent.
+type Shape = (&'static [&'static str], &'static [&'static str]);
+
+const TEMP_KEY_CREATED: Shape = (
+    &[
+        "tempKeyUuid",
+        "lockId",
+        "lockUuid",
+        "accessMode",
+        "allowedUserIds",
+        "validFrom",
+        "validUntil",
+        "maxUses",
+        "createdBy",
+        "timestamp",
+    ],
+    &["allowedUserIds", "maxUses"],
+);
+const TEMP_KEY_UPDATED: Shape = (
+    &["tempKeyUuid", "lockId", "lockUuid", "changes", "updatedBy", "timestamp"],
+    &[],
+);
+const TEMP_KEY_CHANGES: Shape = (
+    &["accessMode", "allowedUserIds", "maxUses", "validFrom", "validUntil"],
+    &["accessMode", "allowedUserIds", "maxUses", "validFrom", "validUntil"],
+);
+const TEMP_KEY_DELETED: Shape = (&["tempKeyUuid", "lockId", "lockUuid", "deletedBy", "timestamp"], &[]);
+const TEMP_KEY_USED: Shape = (
+    &["tempKeyUuid", "lockId", "lockUuid", "userId", "usedCount", "timestamp"],
+    &["userId"],
+);
+const WRITE: Shape = (&["success", "aggregateId", "version", "event"], &[]);
+const LIST_ITEM: Shape = (
+    &[
+        "uuid",
+        "lockId",
+        "lockUuid",
+        "accessMode",
+        "allowedUserIds",
+        "validFrom",
+        "validUntil",
+        "maxUses",
+        "usedCount",
+        "createdAt",
+        "createdBy",
+        "status",
+    ],
+    &[],
+);
+const COLLECTIVE_ITEM: Shape = (
+    &[
+        "uuid",
+        "url",
+        "validFrom",
+        "validUntil",
+        "description",
+        "createdBy",
+        "createdAt",
+        "revokedAt",
+        "doors",
+    ],
+    &[],
+);
+const COLLECTIVE_CREATED: Shape = (
+    &["success", "uuid", "url", "validFrom", "validUntil", "doors", "pin"],
+    &[],
+);
+const DOOR: Shape = (&["id", "lockId", "lockUuid", "label", "accessMethod"], &["label"]);
+
+/// `v` is an object whose members are the shape's, every one not optional present.
+fn assert_shape(what: &str, v: &Value, (all, optional): Shape) {
+    use std::collections::BTreeSet;
+    let got: BTreeSet<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let all: BTreeSet<&str> = all.iter().copied().collect();
+    let required: BTreeSet<&str> = all.iter().copied().filter(|f| !optional.contains(f)).collect();
+    let extra: Vec<_> = got.difference(&all).collect();
+    let missing: Vec<_> = required.difference(&got).collect();
+    assert!(extra.is_empty(), "{what}: members outside the reference {extra:?}: {v}");
+    assert!(missing.is_empty(), "{what}: missing members {missing:?}: {v}");
+}
+
+/// A write answer, and its event's data against the event type's shape.
+fn assert_write(v: &Value, event_type: &str, shape: Shape) {
+    assert_shape("write answer", &without(v, "tempKeyUuid"), WRITE);
+    assert_eq!(v["event"]["type"], event_type, "{v}");
+    assert_shape(&format!("{event_type} event"), &v["event"], (&["type", "data"], &[]));
+    assert_shape(&format!("{event_type} data"), &v["event"]["data"], shape);
+    if event_type == "TempKeyUpdated" {
+        assert_shape(
+            "TempKeyUpdated.changes",
+            &v["event"]["data"]["changes"],
+            TEMP_KEY_CHANGES,
+        );
+    }
+    assert!(v["event"]["data"]["lockId"].is_i64(), "{v}");
+}
+
+fn without(v: &Value, member: &str) -> Value {
+    let mut v = v.clone();
+    v.as_object_mut().unwrap().remove(member);
+    v
+}
+
+impl World {
+    async fn spk(&self, method: Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> (u16, Value) {
+        let mut r = auth.apply(self.s.req(method, path));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), json(r).await)
+    }
+
+    /// The stored events of one aggregate, from keygate's own feed.
+    async fn stored_events(&self, aggregate: &str) -> Vec<Value> {
+        let v = json(
+            self.s
+                .req(Method::GET, "/v1/events?limit=500")
+                .header("X-API-Key", &self.org_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["aggregate_id"] == aggregate)
+            .cloned()
+            .collect()
+    }
+
+    fn no_redirects(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_event_answered_has_exactly_the_references_members() {
+    let w = world().await;
+    let lock = w.lock;
+    let path = |verb: &str| format!("/locks/{lock}/{verb}");
+    // Created with every extra fact keygate stores: a description and a schedule.
+    let uuid = new_uuid();
+    let mut body = w.key_body(&uuid);
+    body["accessMode"] = json!("user-whitelist");
+    body["allowedUserIds"] = json!([w.owner]);
+    body["maxUses"] = json!(5);
+    body["schedule"] = json!({"days": ["mon"], "from": "08:00", "until": "17:00", "timeZone": "UTC"});
+    let (status, v) = w.create(Auth::Jwt(&w.owner_jwt), body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_write(&v, "TempKeyCreated", TEMP_KEY_CREATED);
+    assert_eq!(v["tempKeyUuid"], uuid.as_str());
+    // And a bare one (maxUses null, no whitelist) by the organization.
+    let bare = new_uuid();
+    let mut b = w.key_body(&bare);
+    b.as_object_mut().unwrap().remove("description");
+    let (_, v) = w.create(Auth::Key(&w.org_key), b).await;
+    assert_write(&v, "TempKeyCreated", TEMP_KEY_CREATED);
+    assert_eq!(v["event"]["data"]["maxUses"], Value::Null);
+
+    // An update of closed members and of keygate's own (schedule, description).
+    let until = iso(Utc::now() + Duration::days(3));
+    let (status, v) = w
+        .spk(
+            Method::POST,
+            &path("update-temp-key"),
+            Auth::Jwt(&w.owner_jwt),
+            Some(json!({"tempKeyUuid": uuid, "maxUses": 7, "validUntil": until, "description": "new words", "schedule": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_write(&v, "TempKeyUpdated", TEMP_KEY_UPDATED);
+    let changes = &v["event"]["data"]["changes"];
+    assert_eq!(changes["maxUses"], 7);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(changes["validUntil"].as_str().unwrap()).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&until).unwrap()
+    );
+    assert_eq!(v["version"], 2);
+
+    // Uses, with and without a user.
+    let (status, v) = w
+        .spk(
+            Method::POST,
+            &path("use-temp-key"),
+            Auth::Key(&w.org_key),
+            Some(json!({"tempKeyUuid": uuid, "userId": w.owner})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_write(&v, "TempKeyUsed", TEMP_KEY_USED);
+    assert_eq!(v["event"]["data"]["userId"], w.owner.as_str());
+    assert_eq!(v["event"]["data"]["usedCount"], 1);
+    let (_, v) = w
+        .spk(
+            Method::POST,
+            &path("use-temp-key"),
+            Auth::Key(&w.org_key),
+            Some(json!({"tempKeyUuid": bare})),
+        )
+        .await;
+    assert_write(&v, "TempKeyUsed", TEMP_KEY_USED);
+    assert!(v["event"]["data"].get("userId").is_none());
+
+    // A guest open (TempKeyUsed with a LockOpenRequested beside it) answers 303, no envelope.
+    let r = w.open(&bare, Auth::None).await;
+    assert_eq!(r.status(), 303);
+
+    let (status, v) = w
+        .spk(
+            Method::POST,
+            &path("delete-temp-key"),
+            Auth::Jwt(&w.owner_jwt),
+            Some(json!({"tempKeyUuid": uuid})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_write(&v, "TempKeyDeleted", TEMP_KEY_DELETED);
+    assert_eq!(v["version"], 4);
+
+    // The stored events keep every fact, and keygate's own feed shows them.
+    let stored = w.stored_events(&uuid).await;
+    let types: Vec<&str> = stored.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["TempKeyCreated", "TempKeyUpdated", "TempKeyUsed", "TempKeyDeleted"]
+    );
+    assert_eq!(stored[0]["data"]["description"], "for the plumber");
+    assert_eq!(stored[0]["data"]["schedule"]["days"], json!(["mon"]));
+    assert_eq!(stored[1]["data"]["changes"]["description"], "new words");
+    assert_eq!(stored[1]["data"]["changes"]["schedule"], Value::Null);
+    assert_eq!(stored[1]["data"]["changes"]["maxUses"], 7);
+}
+
+#[tokio::test]
+async fn lists_are_wrapped_with_exactly_the_references_members() {
+    let w = world().await;
+    let garage = w.second_lock().await;
+    let uuid = new_uuid();
+    let mut b = w.key_body(&uuid);
+    b["schedule"] = json!({"days": ["mon"], "from": "08:00", "until": "17:00", "timeZone": "UTC"});
+    assert_eq!(w.create(Auth::Key(&w.org_key), b).await.0, 200);
+    assert_eq!(w.create(Auth::Jwt(&w.owner_jwt), w.key_body(&new_uuid())).await.0, 200);
+    let (status, list) = w
+        .spk(
+            Method::GET,
+            &format!("/locks/{}/temp-keys", w.lock),
+            Auth::Jwt(&w.owner_jwt),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_shape("per-lock list", &list, (&["tempKeys"], &[]));
+    let items = list["tempKeys"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert_shape("per-lock list item", item, LIST_ITEM);
+        assert_eq!(item["lockId"], w.lock);
+        assert_eq!(item["status"], "valid");
+    }
+    // An unknown lock: 404 {error, message}.
+    let (status, v) = w
+        .spk(Method::GET, "/locks/999999/temp-keys", Auth::Key(&w.org_key), None)
+        .await;
+    assert_eq!(status, 404);
+    assert!(v["error"].is_string() && v["message"].is_string(), "{v}");
+
+    // Collective keys: one by the organization, one by the owner over the garage.
+    let front = json!([{"lockId": w.lock, "label": "Front", "accessMethod": "both"}]);
+    let (status, mine) = w.collective(Auth::Key(&w.org_key), front).await;
+    assert_eq!(status, 201, "{mine}");
+    let garage_door = json!([{"lockId": garage.to_string(), "label": "Garage", "accessMethod": "key"}]);
+    let (status, theirs) = w.collective(Auth::Jwt(&w.owner_jwt), garage_door).await;
+    assert_eq!(status, 201, "{theirs}");
+    let (status, list) = w.spk(Method::GET, "/temp-keys", Auth::Key(&w.org_key), None).await;
+    assert_eq!(status, 200);
+    assert_shape("collective list", &list, (&["tempKeys"], &[]));
+    let items = list["tempKeys"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the keys the caller created: {list}");
+    let item = &items[0];
+    assert_shape("collective list item", item, COLLECTIVE_ITEM);
+    assert_eq!(item["uuid"], mine["uuid"]);
+    assert_eq!(item["description"], "cleaners");
+    assert_eq!(item["revokedAt"], Value::Null);
+    assert_eq!(item["url"], mine["url"]);
+    assert!(item["createdBy"].as_str().unwrap().starts_with("api_key:"), "{item}");
+    for d in item["doors"].as_array().unwrap() {
+        assert_shape("collective door", d, DOOR);
+    }
+    assert_eq!(item["doors"][0]["id"], 1);
+    assert_eq!(item["doors"][0]["lockId"], w.lock.to_string());
+    // With ?lockId=: every key with a door on that lock, whoever created it.
+    let (status, list) = w
+        .spk(
+            Method::GET,
+            &format!("/temp-keys?lockId={garage}"),
+            Auth::Key(&w.org_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["tempKeys"].as_array().unwrap().len(), 1);
+    assert_eq!(list["tempKeys"][0]["uuid"], theirs["uuid"]);
+    assert_eq!(
+        list["tempKeys"][0]["createdBy"],
+        format!("user:{}", w.owner),
+        "the same actor format as everywhere"
+    );
+    let (status, _) = w
+        .spk(Method::GET, "/temp-keys?lockId=abc", Auth::Key(&w.org_key), None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = w
+        .spk(Method::GET, "/temp-keys?lockId=999999", Auth::Key(&w.org_key), None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = w
+        .spk(
+            Method::GET,
+            &format!("/temp-keys?lockId={garage}"),
+            Auth::Jwt(&w.other_jwt),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "not the garage's owner");
+}
+
+#[tokio::test]
+async fn one_actor_format_on_the_surface() {
+    let w = world().await;
+    let lock = w.lock;
+    let owner = format!("user:{}", w.owner);
+    let uuid = new_uuid();
+    let (_, v) = w.create(Auth::Jwt(&w.owner_jwt), w.key_body(&uuid)).await;
+    assert_eq!(v["event"]["data"]["createdBy"], owner);
+    let (_, v) = w
+        .spk(
+            Method::POST,
+            &format!("/locks/{lock}/update-temp-key"),
+            Auth::Jwt(&w.owner_jwt),
+            Some(json!({"tempKeyUuid": uuid, "maxUses": 2})),
+        )
+        .await;
+    assert_eq!(v["event"]["data"]["updatedBy"], owner);
+    let by_key = new_uuid();
+    let (_, v) = w.create(Auth::Key(&w.org_key), w.key_body(&by_key)).await;
+    let api_key = v["event"]["data"]["createdBy"].as_str().unwrap().to_string();
+    assert!(api_key.starts_with("api_key:"), "{api_key}");
+    assert!(uuid::Uuid::parse_str(&api_key["api_key:".len()..]).is_ok());
+    // The list names the same actors the events do.
+    let (_, list) = w
+        .spk(
+            Method::GET,
+            &format!("/locks/{lock}/temp-keys"),
+            Auth::Key(&w.org_key),
+            None,
+        )
+        .await;
+    let by: std::collections::HashMap<&str, &str> = list["tempKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["uuid"].as_str().unwrap(), k["createdBy"].as_str().unwrap()))
+        .collect();
+    assert_eq!(by[uuid.as_str()], owner);
+    assert_eq!(by[by_key.as_str()], api_key);
+    let (_, v) = w
+        .spk(
+            Method::POST,
+            &format!("/locks/{lock}/delete-temp-key"),
+            Auth::Key(&w.org_key),
+            Some(json!({"tempKeyUuid": uuid})),
+        )
+        .await;
+    assert_eq!(v["event"]["data"]["deletedBy"], api_key);
+    // Stored events are not rewritten: keygate's feed keeps what was written.
+    let stored = w.stored_events(&uuid).await;
+    assert_eq!(stored[0]["data"]["createdBy"], w.owner.as_str());
+    assert_eq!(stored[0]["actor"], owner);
+}
+
+#[tokio::test]
+async fn open_with_pin_answers_as_specified() {
+    let w = world().await;
+    let garage = w.second_lock().await;
+    let k = Auth::Key(&w.org_key);
+    let (_, v) = w
+        .collective(k, json!([{"lockId": w.lock, "label": "Front", "accessMethod": "code"}]))
+        .await;
+    let pin = v["pin"].as_str().unwrap().to_string();
+    let (status, retry, v) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.1").await;
+    assert_eq!((status, retry), (200, None));
+    assert_eq!(v, json!({"success": true, "offline": false}));
+
+    // A malformed PIN (not 4 to 8 digits) or body: 400 {error}, nothing written.
+    let before = w.s.snapshot().await;
+    for body in [
+        json!({}),
+        json!({"pin": "123"}),
+        json!({"pin": "123456789"}),
+        json!({"pin": "12a4"}),
+        json!({"pin": " 1234"}),
+        json!({"pin": 1234}),
+        json!({"pin": null}),
+    ] {
+        let (status, _, v) = w.pin(w.lock, body.clone(), "127.0.0.2").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(v["error"].is_string(), "{body}: {v}");
+    }
+    assert_eq!(w.s.snapshot().await, before);
+
+    // Every refusal alike: 401 {"error": "Invalid PIN"} and nothing else.
+    let (status, later) = w
+        .spk(
+            Method::POST,
+            "/temp-keys",
+            k,
+            Some(json!({
+                "validFrom": iso(Utc::now() + Duration::hours(2)), "validUntil": iso(Utc::now() + Duration::days(1)),
+                "doors": [{"lockId": w.lock, "accessMethod": "code"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{later}");
+    let later_pin = later["pin"].as_str().unwrap().to_string();
+    let (_, gone) = w
+        .collective(k, json!([{"lockId": w.lock, "label": "Side", "accessMethod": "both"}]))
+        .await;
+    let gone_pin = gone["pin"].as_str().unwrap().to_string();
+    let gone_uuid = gone["uuid"].as_str().unwrap();
+    let r =
+        w.s.req(Method::DELETE, &format!("/temp-keys/{gone_uuid}"))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let before = w.s.snapshot().await;
+    let refusals = [
+        (w.lock, wrong(&pin, 0), "wrong PIN"),
+        (999_999, pin.clone(), "unknown lock"),
+        (garage, pin.clone(), "a lock the key does not cover"),
+        (w.lock, later_pin, "not yet valid"),
+        (w.lock, gone_pin, "deleted"),
+    ];
+    for (i, (lock, p, why)) in refusals.iter().enumerate() {
+        let (status, retry, v) = w.pin(*lock, json!({"pin": p}), &format!("127.0.1.{}", i + 1)).await;
+        assert_eq!((status, retry), (401, None), "{why}");
+        assert_eq!(v, json!({"error": "Invalid PIN"}), "{why}");
+    }
+    assert_eq!(w.s.snapshot().await, before, "refusals write nothing");
+
+    // Repeated failures from one source: 429 {error} with Retry-After, even for the right PIN.
+    for i in 0..5 {
+        assert_eq!(w.pin(garage, json!({"pin": wrong(&pin, i)}), "127.0.0.3").await.0, 401);
+    }
+    let (status, retry, v) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.3").await;
+    assert_eq!(status, 429, "{v}");
+    assert!(retry.unwrap().parse::<u64>().unwrap() > 0);
+    assert!(v["error"].is_string(), "{v}");
+
+    // An expired key's PIN: the same 401.
+    w.s.advance(2 * 86400).await;
+    let (status, _, v) = w.pin(w.lock, json!({"pin": pin}), "127.0.0.4").await;
+    assert_eq!((status, v), (401, json!({"error": "Invalid PIN"})));
+}
+
+#[tokio::test]
+async fn door_routes_and_the_newer_collective_name() {
+    let w = world().await;
+    let garage = w.second_lock().await;
+    let shed = w.second_lock().await;
+    let k = Auth::Key(&w.org_key);
+    // Created under the newer name; lock ids as strings or numbers; label and accessMethod
+    // may be left out (accessMethod defaults to key).
+    let (status, v) = w
+        .spk(
+            Method::POST,
+            "/collective-temp-keys",
+            k,
+            Some(json!({
+                "validFrom": iso(Utc::now() - Duration::minutes(1)),
+                "validUntil": iso(Utc::now() + Duration::days(1)),
+                "description": "cleaners",
+                "doors": [
+                    {"lockId": w.lock.to_string(), "label": "Front", "accessMethod": "key"},
+                    {"lockId": garage, "label": "Garage", "accessMethod": "code"},
+                    {"lockId": shed.to_string()},
+                ],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_shape("collective create", &v, COLLECTIVE_CREATED);
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    assert_eq!(v["url"], format!("{}/temp-keys/{uuid}", w.s.base));
+    assert_eq!(v["pin"].as_str().unwrap().len(), 8);
+    let doors = v["doors"].as_array().unwrap();
+    for d in doors {
+        assert_shape("collective door", d, DOOR);
+    }
+    let ids: Vec<i64> = doors.iter().map(|d| d["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    let lock_ids: Vec<&str> = doors.iter().map(|d| d["lockId"].as_str().unwrap()).collect();
+    assert_eq!(lock_ids, [w.lock.to_string(), garage.to_string(), shed.to_string()]);
+    assert_eq!(doors[2]["label"], Value::Null);
+    assert_eq!(doors[2]["accessMethod"], "key");
+
+    // One door at a time: 303 to the confirmation under the name used.
+    let client = w.no_redirects();
+    let open = |prefix: &str, key: &str, door: &str| {
+        client
+            .post(w.s.url(&format!("/{prefix}/{key}/doors/{door}/open")))
+            .send()
+    };
+    let r = open("temp-keys", &uuid, "1").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/temp-keys/{uuid}/confirmation"));
+    let r = open("collective-temp-keys", &uuid, "3").await.unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, format!("/collective-temp-keys/{uuid}/confirmation"));
+    let page = w.s.req(Method::GET, &location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("asked to open"));
+    let events = w.event_types().await;
+    assert_eq!(
+        events.iter().filter(|(a, t)| *a == uuid && t == "TempKeyUsed").count(),
+        2
+    );
+    assert_eq!(events.iter().filter(|(_, t)| t == "LockOpenRequested").count(), 2);
+
+    // The code-only door: 400; unknown doors and keys: 404; nothing written.
+    let before = w.s.snapshot().await;
+    for prefix in ["temp-keys", "collective-temp-keys"] {
+        let r = open(prefix, &uuid, "2").await.unwrap();
+        assert_eq!(r.status(), 400);
+        let v = json(r).await;
+        assert!(v["error"].is_string(), "{v}");
+        assert!(v.to_string().contains("PIN"), "{v}");
+        for door in ["4", "0", "-1", "abc"] {
+            assert_eq!(
+                open(prefix, &uuid, door).await.unwrap().status(),
+                404,
+                "{prefix} door {door}"
+            );
+        }
+        assert_eq!(open(prefix, &new_uuid(), "1").await.unwrap().status(), 404);
+        assert_eq!(open(prefix, "example_string", "1").await.unwrap().status(), 404);
+    }
+    assert_eq!(w.s.snapshot().await, before);
+
+    // A per-lock key has one door, 1.
+    let single = new_uuid();
+    assert_eq!(w.create(k, w.key_body(&single)).await.0, 200);
+    assert_eq!(open("temp-keys", &single, "1").await.unwrap().status(), 303);
+    assert_eq!(open("temp-keys", &single, "2").await.unwrap().status(), 404);
+
+    // The rest of the collective routes under the newer name.
+    let (status, list) = w.spk(Method::GET, "/collective-temp-keys", k, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tempKeys"][0]["uuid"], uuid.as_str());
+    assert_shape("collective list item", &list["tempKeys"][0], COLLECTIVE_ITEM);
+    let r =
+        w.s.req(Method::GET, &format!("/collective-temp-keys/{uuid}"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Front") && html.contains("Garage") && html.contains("door 3"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("action=\"/temp-keys/{uuid}/doors/3/open\"")));
+    let (status, v) = w
+        .spk(Method::DELETE, &format!("/collective-temp-keys/{uuid}"), k, None)
+        .await;
+    assert_eq!((status, v), (200, json!({"success": true, "alreadyRevoked": false})));
+    let (status, v) = w.spk(Method::DELETE, &format!("/temp-keys/{uuid}"), k, None).await;
+    assert_eq!((status, v), (200, json!({"success": true, "alreadyRevoked": true})));
+    assert_eq!(open("collective-temp-keys", &uuid, "1").await.unwrap().status(), 400);
+    let (status, _) = w
+        .spk(
+            Method::DELETE,
+            &format!("/collective-temp-keys/{}", new_uuid()),
+            k,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A key whose doors all open through the link has no PIN.
+    let (status, v) = w
+        .collective(k, json!([{"lockId": w.lock, "label": "Front", "accessMethod": "key"}]))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(v["pin"], Value::Null);
+
+    // Bad lock ids, as strings or otherwise.
+    for bad in [
+        json!("abc"),
+        json!("0"),
+        json!("-1"),
+        json!(""),
+        json!(1.5),
+        json!(null),
+        json!(true),
+    ] {
+        let (status, v) = w
+            .collective(k, json!([{"lockId": bad, "label": "X", "accessMethod": "key"}]))
+            .await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(detail_fields(&v), ["doors[0].lockId"], "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn updates_that_change_nothing_append_nothing() {
+    let w = world().await;
+    let k = Auth::Key(&w.org_key);
+    let path = format!("/locks/{}/update-temp-key", w.lock);
+    let uuid = new_uuid();
+    let mut body = w.key_body(&uuid);
+    body["maxUses"] = json!(3);
+    body["validFrom"] = json!("2026-01-01T00:00:00Z");
+    body["validUntil"] = json!(iso(Utc::now() + Duration::days(1)));
+    assert_eq!(w.create(k, body.clone()).await.0, 200);
+    let before = w.s.snapshot().await;
+    for same in [
+        json!({"tempKeyUuid": uuid}),
+        json!({"tempKeyUuid": uuid, "maxUses": 3, "accessMode": "public", "allowedUserIds": []}),
+        // The same instant, written another way.
+        json!({"tempKeyUuid": uuid, "validFrom": "2026-01-01T01:00:00.000+01:00", "validUntil": body["validUntil"]}),
+        json!({"tempKeyUuid": uuid, "description": "for the plumber", "schedule": null}),
+    ] {
+        let (status, v) = w.spk(Method::POST, &path, k, Some(same.clone())).await;
+        assert_eq!(status, 200, "{same}: {v}");
+        assert_eq!(
+            v,
+            json!({"success": true, "aggregateId": uuid, "version": 1, "event": null}),
+            "{same}"
+        );
+    }
+    assert_eq!(w.s.snapshot().await, before, "nothing appended");
+
+    // A change is only what differs.
+    let (_, v) = w
+        .spk(
+            Method::POST,
+            &path,
+            k,
+            Some(json!({"tempKeyUuid": uuid, "maxUses": 4, "validFrom": "2026-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["event"]["data"]["changes"], json!({"maxUses": 4}));
+
+    // description is stored (a keygate extension), never accepted and dropped.
+    let (status, v) = w
+        .spk(
+            Method::POST,
+            &path,
+            k,
+            Some(json!({"tempKeyUuid": uuid, "description": "for the electrician"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"], 3);
+    assert_write(&v, "TempKeyUpdated", TEMP_KEY_UPDATED);
+    assert_eq!(v["event"]["data"]["changes"], json!({}));
+    let stored = w.stored_events(&uuid).await;
+    assert_eq!(
+        stored[2]["data"]["changes"],
+        json!({"description": "for the electrician"})
+    );
+    let (_, html) = w.guest_page(&uuid, Auth::None).await;
+    assert!(html.contains("for the electrician"), "{html}");
+    let view = json(
+        w.s.req(Method::GET, &format!("/v1/keys/{uuid}"))
+            .header("X-API-Key", &w.org_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(view["metadata"]["description"], "for the electrician");
+    // Bad descriptions are refused and change nothing.
+    let before = w.s.snapshot().await;
+    for bad in [json!("d".repeat(2001)), json!(5), json!(["x"])] {
+        let (status, v) = w
+            .spk(
+                Method::POST,
+                &path,
+                k,
+                Some(json!({"tempKeyUuid": uuid, "description": bad})),
+            )
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(detail_fields(&v), ["description"]);
+    }
+    assert_eq!(w.s.snapshot().await, before);
+    // null clears it.
+    let (_, v) = w
+        .spk(
+            Method::POST,
+            &path,
+            k,
+            Some(json!({"tempKeyUuid": uuid, "description": null})),
+        )
+        .await;
+    assert_eq!(v["version"], 4);
+    let (_, html) = w.guest_page(&uuid, Auth::None).await;
+    assert!(!html.contains("for the electrician"));
 }

@@ -787,7 +787,7 @@ async fn soap_versions_faults_and_failures() {
         .body(soap11(
             "CreateTemporaryKey",
             &creds,
-            &format!("<Domain>PublicFaq</Domain><TargetId>3</TargetId><PersonId>0</PersonId><Expires>{exp}</Expires>"),
+            &format!("<Domain>LoginCustomerCenter</Domain><TargetId>3</TargetId><PersonId>0</PersonId><Expires>{exp}</Expires>"),
         ))
         .send()
         .await
@@ -947,6 +947,20 @@ async fn a_real_soap_client_consumes_the_wsdl_and_calls_the_operations() {
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["ticket_issued"], true);
     assert_eq!(v["bad_login_succeeded"], false);
+    // Each version's WSDL gives the client exactly that version's operations.
+    assert_eq!(
+        v["operations"],
+        json!({
+            "86": ["CheckTemporaryKey", "CreateTemporaryKey"],
+            "87": ["CheckTemporaryKey", "CreateTemporaryKey", "DeleteTemporaryKeysOfDomain"],
+            "88": ["CheckTemporaryKey", "CreateTemporaryKey", "CreateTemporaryKeyWithPayload", "DeleteTemporaryKeysOfDomain"],
+        })
+    );
+    assert_eq!(v["check86_has_payload"], false);
+    assert_eq!(
+        v["check86_of_a_newer_domain"],
+        json!({"Succeeded": false, "ExceptionType": "ArgumentException"})
+    );
     assert_eq!(
         v["check"],
         json!({"Domain": "LoginCustomerCenter", "TargetId": 42, "PersonId": 7, "IsExpired": false})
@@ -966,4 +980,585 @@ async fn a_real_soap_client_consumes_the_wsdl_and_calls_the_operations() {
         "Unknown",
         "deleted by zeep"
     );
+}
+
+/// The namespace of a service version.
+fn ns_of(version: u8) -> String {
+    format!("http://www.superoffice.net/ws/crm/NetServer/Services{version}")
+}
+
+/// A SOAP 1.1 call to a version's Person.svc with a ticket: (status, body).
+async fn person_soap(s: &Server, version: u8, ticket: &str, op: &str, inner: &str) -> (u16, String) {
+    let ns = ns_of(version);
+    let r = s
+        .req(Method::POST, &format!("/Remote/Services{version}/Person.svc"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", format!("\"{ns}/Person/{op}\""))
+        .body(format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><Credentials xmlns="{ns}"><Ticket>{ticket}</Ticket></Credentials></s:Header><s:Body><{op} xmlns="{ns}">{inner}</{op}></s:Body></s:Envelope>"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn each_services_version_lists_and_serves_its_own_person_operations() {
+    let s = Server::start().await;
+    // The WSDLs: each version's namespace, operations, domains and TemporaryKeyInfo.
+    let all = [
+        "CreateTemporaryKey",
+        "CreateTemporaryKeyWithPayload",
+        "CheckTemporaryKey",
+        "DeleteTemporaryKeysOfDomain",
+    ];
+    for (version, ops, domains, payload) in [
+        (86, vec!["CreateTemporaryKey", "CheckTemporaryKey"], 5, false),
+        (
+            87,
+            vec!["CreateTemporaryKey", "CheckTemporaryKey", "DeleteTemporaryKeysOfDomain"],
+            7,
+            false,
+        ),
+        (88, all.to_vec(), 8, true),
+    ] {
+        let ns = ns_of(version);
+        let w = s
+            .req(Method::GET, &format!("/Remote/Services{version}/Person.svc?wsdl"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(w.contains(&format!(r#"targetNamespace="{ns}""#)), "{version}");
+        for op in all {
+            let listed = ops.contains(&op);
+            assert_eq!(
+                w.contains(&format!(r#"<xs:element name="{op}">"#)),
+                listed,
+                "{op} in {version}"
+            );
+            assert_eq!(
+                w.matches(&format!(r#"soapAction="{ns}/Person/{op}""#)).count(),
+                if listed { 2 } else { 0 },
+                "{op} in {version}"
+            );
+        }
+        assert_eq!(w.matches("<wsdl:operation ").count(), ops.len() * 3, "{version}");
+        let dom = &w[w.find(r#"<xs:simpleType name="TemporaryKeyDomain">"#).unwrap()..];
+        let dom = &dom[..dom.find("</xs:simpleType>").unwrap()];
+        assert_eq!(dom.matches("<xs:enumeration ").count(), domains, "{version}");
+        assert_eq!(dom.contains("RegisterCustomerCenterEmailVerification"), version >= 88);
+        assert_eq!(dom.contains("PublicFaq"), version >= 87);
+        // TemporaryKeyInfo is a Carrier (TableRight, FieldProperties) with its fields in order.
+        let info = &w[w.find(r#"<xs:complexType name="TemporaryKeyInfo">"#).unwrap()..];
+        let info = &info[..info.find("</xs:complexType>").unwrap()];
+        assert!(info.contains(r#"<xs:extension base="tns:Carrier">"#), "{info}");
+        let fields: Vec<&str> = info
+            .split(r#" name=""#)
+            .skip(2)
+            .map(|f| &f[..f.find('"').unwrap()])
+            .collect();
+        let mut want = vec!["Domain", "TargetId", "PersonId", "IsExpired"];
+        if payload {
+            want.push("Payload");
+        }
+        assert_eq!(fields, want, "{version}");
+        // The rights masks are xs:lists of single flags in every version.
+        assert!(w.contains(r#"<xs:simpleType name="ETableRight"><xs:list>"#));
+        assert!(w.contains(r#"<xs:simpleType name="EFieldRight"><xs:list>"#));
+        assert!(!w.contains(r#"value="FULL""#));
+    }
+
+    // The calls. A ticket from any version's SoPrincipal works with every version.
+    let ns88 = ns_of(88);
+    let r = s
+        .req(Method::POST, "/Remote/Services88/SoPrincipal.svc")
+        .header("Content-Type", "text/xml")
+        .header("SOAPAction", format!("\"{ns88}/SoPrincipal/AuthenticateUsernamePassword\""))
+        .body(format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><AuthenticateUsernamePassword xmlns="{ns88}"><UserName>admin</UserName><Password>{}</Password></AuthenticateUsernamePassword></s:Body></s:Envelope>"#,
+            s.admin_password
+        ))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(&format!(r#"<AuthenticateResponse xmlns="{ns88}">"#))
+            && text.contains("<AuthenticationSucceeded>true</AuthenticationSucceeded>"),
+        "{text}"
+    );
+    let t = between(&text, "<Ticket>", "</Ticket>").to_string();
+    let exp = in_hours(1);
+    let args = |domain: &str| {
+        format!("<Domain>{domain}</Domain><TargetId>9</TargetId><PersonId>3</PersonId><Expires>{exp}</Expires>")
+    };
+
+    // Services86 lacks CreateTemporaryKeyWithPayload and DeleteTemporaryKeysOfDomain: unknown
+    // SOAP actions there (a Fault), and nothing is written.
+    let before = s.snapshot().await;
+    for (version, op, inner) in [
+        (
+            86,
+            "CreateTemporaryKeyWithPayload",
+            args("LoginCustomerCenter") + "<Payload>p</Payload>",
+        ),
+        (
+            87,
+            "CreateTemporaryKeyWithPayload",
+            args("LoginCustomerCenter") + "<Payload>p</Payload>",
+        ),
+        (
+            86,
+            "DeleteTemporaryKeysOfDomain",
+            "<Domain>LoginCustomerCenter</Domain><PersonId>3</PersonId>".into(),
+        ),
+    ] {
+        let (status, text) = person_soap(&s, version, &t, op, &inner).await;
+        assert_eq!(status, 500, "{text}");
+        assert!(
+            text.contains("<faultcode>s:Client</faultcode>")
+                && text.contains(&format!("Person has no operation {op} in Services{version}")),
+            "{text}"
+        );
+    }
+    // A domain the version does not know is a bad argument there.
+    for (version, domain) in [
+        (86, "PublicFaq"),
+        (86, "5"),
+        (86, "ChangePasswordCustomerCenter"),
+        (87, "RegisterCustomerCenterEmailVerification"),
+        (87, "7"),
+    ] {
+        let (status, text) = person_soap(&s, version, &t, "CreateTemporaryKey", &args(domain)).await;
+        assert_eq!(status, 200);
+        assert!(
+            text.contains(">false</Succeeded>")
+                && text.contains("<ExceptionType>ArgumentException</ExceptionType>")
+                && text.contains(&format!("in Services{version}")),
+            "{version} {domain}: {text}"
+        );
+    }
+    assert_eq!(before, s.snapshot().await);
+
+    // Services88: a payload and domain 7; its answers are in its namespace.
+    let (_, text) = person_soap(
+        &s,
+        88,
+        &t,
+        "CreateTemporaryKeyWithPayload",
+        &(args("RegisterCustomerCenterEmailVerification") + "<Payload>p &amp; q</Payload>"),
+    )
+    .await;
+    assert!(
+        text.contains(&format!(r#"<Succeeded xmlns="{ns88}">true</Succeeded>"#))
+            && text.contains(&format!(r#"<CreateTemporaryKeyWithPayloadResponse xmlns="{ns88}">"#)),
+        "{text}"
+    );
+    let k88 = between(&text, "<Response>", "</Response>").to_string();
+    let (_, text) = person_soap(
+        &s,
+        88,
+        &t,
+        "CheckTemporaryKey",
+        &format!("<TemporaryKey>{k88}</TemporaryKey>"),
+    )
+    .await;
+    assert!(
+        text.contains(r#"<Response><TableRight i:nil="true"/><FieldProperties/><Domain>RegisterCustomerCenterEmailVerification</Domain><TargetId>9</TargetId><PersonId>3</PersonId><IsExpired>false</IsExpired><Payload>p &amp; q</Payload></Response>"#),
+        "{text}"
+    );
+    // Services86 and 87 cannot carry domain 7: an ArgumentException, not a value outside
+    // their enumeration.
+    for version in [86, 87] {
+        let (_, text) = person_soap(
+            &s,
+            version,
+            &t,
+            "CheckTemporaryKey",
+            &format!("<TemporaryKey>{k88}</TemporaryKey>"),
+        )
+        .await;
+        assert!(
+            text.contains(">false</Succeeded>")
+                && text.contains("<ExceptionType>ArgumentException</ExceptionType>")
+                && text.contains(&format!("is not in Services{version}; use Services88 or later")),
+            "{text}"
+        );
+    }
+    // Services87: PublicFaq, and no Payload in TemporaryKeyInfo.
+    let ns87 = ns_of(87);
+    let (_, text) = person_soap(&s, 87, &t, "CreateTemporaryKey", &args("PublicFaq")).await;
+    let k87 = between(&text, "<Response>", "</Response>").to_string();
+    let (_, text) = person_soap(
+        &s,
+        87,
+        &t,
+        "CheckTemporaryKey",
+        &format!("<TemporaryKey>{k87}</TemporaryKey>"),
+    )
+    .await;
+    assert!(
+        text.contains(&format!(r#"<CheckTemporaryKeyResponse xmlns="{ns87}"><Response><TableRight i:nil="true"/><FieldProperties/><Domain>PublicFaq</Domain><TargetId>9</TargetId><PersonId>3</PersonId><IsExpired>false</IsExpired></Response></CheckTemporaryKeyResponse>"#)),
+        "{text}"
+    );
+    // DeleteTemporaryKeysOfDomain from Services87 on: an empty response element.
+    let (_, text) = person_soap(
+        &s,
+        87,
+        &t,
+        "DeleteTemporaryKeysOfDomain",
+        "<Domain>PublicFaq</Domain><PersonId>3</PersonId>",
+    )
+    .await;
+    assert!(
+        text.contains(&format!(r#"<Succeeded xmlns="{ns87}">true</Succeeded>"#))
+            && text.contains(&format!(
+                r#"<DeleteTemporaryKeysOfDomainResponse xmlns="{ns87}"></DeleteTemporaryKeysOfDomainResponse>"#
+            )),
+        "{text}"
+    );
+    assert_eq!(check(&s, &k87).await["Domain"], "Unknown");
+    assert_eq!(
+        check(&s, &k88).await["Domain"],
+        "RegisterCustomerCenterEmailVerification"
+    );
+    // The REST agent has no version: every operation and domain.
+    let key = create(&s, json!({"Domain": 7, "Expires": exp})).await;
+    assert_eq!(
+        check(&s, &key).await["Domain"],
+        "RegisterCustomerCenterEmailVerification"
+    );
+}
+
+#[tokio::test]
+async fn paths_and_query_names_match_without_regard_to_case() {
+    let s = Server::start().await;
+    // The REST agents, any spelling of the path; the method name and query names too.
+    let key = create(&s, json!({"Domain": "PublicFaq", "Expires": in_hours(1)})).await;
+    for path in [
+        "/api/v1/agents/person/checktemporarykey",
+        "/API/V1/AGENTS/PERSON/CHECKTEMPORARYKEY",
+        "/Api/v1/Agents/Person/CheckTemporaryKey",
+    ] {
+        let r = s
+            .admin(Method::POST, path)
+            .json(&json!({"TemporaryKey": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(json(r).await["Domain"], "PublicFaq", "{path}");
+    }
+    let r = s
+        .admin(Method::POST, "/api/v1/agents/person/CheckTemporaryKey?$SELECT=domain")
+        .json(&json!({"TemporaryKey": key}))
+        .send()
+        .await
+        .unwrap();
+    let v = json(r).await;
+    assert_eq!((&v["Domain"], &v["TargetId"]), (&json!("PublicFaq"), &Value::Null));
+    let r = s
+        .admin(
+            Method::POST,
+            "/api/v1/agents/foreignsystem/getforeignappentity?FOREIGNAPPENTITYID=12345",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "null");
+    // GET on a method, in any case, describes it.
+    let r = s
+        .req(Method::GET, "/API/v1/agents/PERSON/createtemporarykey")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["Method"], "CreateTemporaryKey");
+
+    // SOAP: the WSDL at any spelling of the path and of `wsdl`, addressed at the canonical path.
+    for path in [
+        "/remote/services86/person.svc?WSDL",
+        "/REMOTE/SERVICES88/PERSON.SVC?wsdl",
+        "/remote/Services87/foreignsystem.svc?Wsdl",
+    ] {
+        let r = s.req(Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let w = r.text().await.unwrap();
+        assert!(w.contains("<wsdl:definitions"), "{path}");
+        let canonical = if path.contains("86") {
+            "/Remote/Services86/Person.svc"
+        } else if path.contains("88") {
+            "/Remote/Services88/Person.svc"
+        } else {
+            "/Remote/Services87/ForeignSystem.svc"
+        };
+        assert!(
+            w.contains(&format!(r#"<soap:address location="{}{canonical}"/>"#, s.base)),
+            "{path}"
+        );
+    }
+    // A SOAP call at a lower-case path.
+    let ticket = soap_ticket(&s).await;
+    let ns = ns_of(88);
+    let r = s
+        .req(Method::POST, "/remote/services88/person.svc")
+        .header("Content-Type", "text/xml")
+        .header("SOAPAction", format!("\"{ns}/Person/CheckTemporaryKey\""))
+        .body(format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><Credentials xmlns="{ns}"><Ticket>{ticket}</Ticket></Credentials></s:Header><s:Body><CheckTemporaryKey xmlns="{ns}"><TemporaryKey>{key}</TemporaryKey></CheckTemporaryKey></s:Body></s:Envelope>"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("<Domain>PublicFaq</Domain>"), "{text}");
+
+    // Tedee's paths too (its version segment and key ids pass as sent).
+    let r = s
+        .req(Method::GET, "/API/V37/My/PersonalAccessKey")
+        .basic_auth("admin", Some(&s.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(json(r).await["result"].is_array());
+    let r = s
+        .req(Method::POST, "/Api/v37/MY/personalAccessKey")
+        .basic_auth("admin", Some(&s.admin_password))
+        .json(&json!({"name": "any case", "validTo": in_hours(24), "scopes": ["Organization.Read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = json(r).await["result"]["id"].as_str().unwrap().to_string();
+    let r = s
+        .req(Method::DELETE, &format!("/API/V37/MY/PERSONALACCESSKEY/{id}"))
+        .basic_auth("admin", Some(&s.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    // keygate's own routes stay case-sensitive.
+    for path in ["/V1/keys", "/v1/Keys", "/OpenAPI.json"] {
+        let r = s
+            .req(Method::GET, path)
+            .basic_auth("admin", Some(&s.admin_password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn get_on_an_agent_method_describes_the_call_and_never_runs_it() {
+    let s = Server::start().await;
+    let before = s.snapshot().await;
+    // Authenticated or not, GET never invokes the method.
+    for r in [
+        s.req(Method::GET, &format!("{AGENT}/CreateTemporaryKey")),
+        s.admin(Method::GET, &format!("{AGENT}/CreateTemporaryKey")),
+    ] {
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
+        let v = json(r).await;
+        assert_eq!(v["Agent"], "Person");
+        assert_eq!(v["Method"], "CreateTemporaryKey");
+        assert_eq!(v["HttpMethod"], "POST");
+        assert_eq!(v["Url"], "/api/v1/Agents/Person/CreateTemporaryKey");
+        assert_eq!(
+            v["Description"],
+            "Create a temporary key in the database from the given parameters and return the key string."
+        );
+        assert_eq!((&v["Returns"], &v["Status"]), (&json!("String"), &json!(200)));
+        let params: Vec<(String, String, bool, String)> = v["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["Name"].as_str().unwrap().into(),
+                    p["Type"].as_str().unwrap().into(),
+                    p["Required"].as_bool().unwrap(),
+                    p["In"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let p = |n: &str, t: &str, r: bool| (n.to_string(), t.to_string(), r, "body".to_string());
+        assert_eq!(
+            params,
+            vec![
+                p("Domain", "TemporaryKeyDomain", true),
+                p("TargetId", "Int32", false),
+                p("PersonId", "Int32", false),
+                p("Expires", "DateTime", true),
+            ]
+        );
+        assert_eq!(
+            v["Parameters"][0]["Values"][7],
+            "RegisterCustomerCenterEmailVerification"
+        );
+    }
+    let v = json(
+        s.req(Method::GET, &format!("{AGENT}/DeleteTemporaryKeysOfDomain"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((&v["Returns"], &v["Status"]), (&json!("Void"), &json!(204)));
+    // ForeignSystem: query parameters and carriers.
+    let v = json(
+        s.req(Method::GET, "/api/v1/Agents/ForeignSystem/GetForeignAppEntity")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["Returns"], "ForeignAppEntity");
+    assert_eq!(
+        v["Parameters"],
+        json!([{"Name": "ForeignAppEntityId", "Type": "Int32", "Required": true, "In": "query"}])
+    );
+    let v = json(
+        s.req(Method::GET, "/api/v1/Agents/ForeignSystem/getdevicekeys")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (&v["Method"], &v["Returns"]),
+        (&json!("GetDeviceKeys"), &json!("ForeignKey[]"))
+    );
+    // XML by Accept.
+    let r = s
+        .req(Method::GET, "/api/v1/Agents/ForeignSystem/SaveForeignKey")
+        .header("Accept", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
+    let x = r.text().await.unwrap();
+    assert!(
+        x.starts_with(r#"<AgentMethodDescription xmlns="http://schemas.datacontract.org/2004/07/SuperOffice.CRM.Services""#)
+            && x.contains("<Method>SaveForeignKey</Method>")
+            && x.contains("<Parameters><Parameter><In>body</In><Name>ForeignKey</Name><Required>true</Required><Type>ForeignKey</Type></Parameter>")
+            && x.contains("<Returns>ForeignKey</Returns>"),
+        "{x}"
+    );
+    // An unknown method: the agent's 404, in JSON or XML.
+    let r = s
+        .req(Method::GET, &format!("{AGENT}/LaunchRockets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v = json(r).await;
+    assert_eq!(
+        (&v["Error"], &v["ErrorType"]),
+        (&json!(true), &json!("SoNotFoundException"))
+    );
+    assert_eq!(v["ErrorSource"], "Person.LaunchRockets");
+    let r = s
+        .req(Method::GET, "/api/v1/Agents/ForeignSystem/Nope")
+        .header("Accept", "text/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().starts_with("<Error "));
+    assert_eq!(before, s.snapshot().await, "GET ran nothing");
+}
+
+#[tokio::test]
+async fn so_timezone_takes_superoffice_zone_ids_and_codes() {
+    let s = Server::start().await;
+    let naive =
+        |t: chrono::DateTime<Utc>, tz: chrono_tz::Tz| t.with_timezone(&tz).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let soon = Utc::now() + Duration::minutes(30);
+    let past = Utc::now() - Duration::minutes(30);
+    let ny = chrono_tz::America::New_York;
+    let oslo = chrono_tz::Europe::Oslo;
+    let make = |zone: Option<&'static str>, expires: String| {
+        let mut r = agent(&s, "CreateTemporaryKey").json(&json!({"Domain": "PublicFaq", "Expires": expires}));
+        if let Some(z) = zone {
+            r = r.header("SO-TimeZone", z);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            json(r).await.as_str().unwrap().to_string()
+        }
+    };
+    // New York's wall clock half an hour from now: not expired when read in New York (id 460,
+    // code US-NY), but hours past when read as UTC (New York is behind it).
+    for zone in ["460", "US-NY", "us-ny", "460, includeTZOffset", "460,includetzoffset"] {
+        let key = make(Some(zone), naive(soon, ny)).await;
+        assert_eq!(check(&s, &key).await["IsExpired"], false, "{zone}");
+    }
+    let key = make(None, naive(soon, ny)).await;
+    assert_eq!(check(&s, &key).await["IsExpired"], true);
+    // Oslo's wall clock half an hour ago: past in Oslo (id 261, code NO), ahead as UTC.
+    for zone in ["261", "NO"] {
+        let key = make(Some(zone), naive(past, oslo)).await;
+        assert_eq!(check(&s, &key).await["IsExpired"], true, "{zone}");
+    }
+    let key = make(None, naive(past, oslo)).await;
+    assert_eq!(check(&s, &key).await["IsExpired"], false);
+    // An explicit offset wins over the zone.
+    let key = make(Some("261"), soon.to_rfc3339()).await;
+    assert_eq!(check(&s, &key).await["IsExpired"], false);
+    // Ids and options that do not exist are bad requests.
+    for zone in ["262", "99999", "NO, shout", "Mars/Olympus"] {
+        let r = agent(&s, "CreateTemporaryKey")
+            .header("SO-TimeZone", zone)
+            .json(&json!({"Domain": "PublicFaq", "Expires": naive(soon, ny)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{zone}");
+        assert!(
+            json(r).await["MessageDetail"]
+                .as_str()
+                .unwrap()
+                .starts_with("SO-TimeZone: ")
+        );
+    }
+    // SOAP's TimeZone header: SoTimeZoneId, or SoTimeZoneLocationCode.
+    let t = soap_ticket(&s).await;
+    for tz in [
+        "<SoTimeZoneId>460</SoTimeZoneId>",
+        "<SoTimeZoneId>0</SoTimeZoneId><SoTimeZoneLocationCode>US-NY</SoTimeZoneLocationCode>",
+    ] {
+        let header = format!(
+            r#"<Credentials xmlns="{NS}"><Ticket>{t}</Ticket></Credentials><TimeZone xmlns="{NS}">{tz}</TimeZone>"#
+        );
+        let r = s
+            .req(Method::POST, "/Remote/Services86/Person.svc")
+            .header("Content-Type", "text/xml")
+            .body(soap11(
+                "CreateTemporaryKey",
+                &header,
+                &format!(
+                    "<Domain>LoginCustomerCenter</Domain><Expires>{}</Expires>",
+                    naive(soon, ny)
+                ),
+            ))
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        let key = between(&text, "<Response>", "</Response>").to_string();
+        assert_eq!(check(&s, &key).await["IsExpired"], false, "{tz}");
+    }
 }

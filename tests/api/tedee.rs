@@ -4,6 +4,8 @@ use crate::common::*;
 use chrono::{Duration, Months, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
 
 const API: &str = "/api/v37/my/personalaccesskey";
 
@@ -83,10 +85,27 @@ async fn the_seed_sample_creates_a_key_that_then_authenticates() {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
     );
-    // It works as `Authorization: PersonalKey` on the list route.
+    // It authenticates as `Authorization: PersonalKey`, within its scopes: Organization.ReadWrite
+    // reads the organization's keys, but (as in Tedee) not the account's personal keys, which
+    // need Account.Read.
+    let r = s
+        .req(Method::GET, "/v1/keys")
+        .header("Authorization", format!("PersonalKey {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let r = s
         .req(Method::GET, API)
         .header("Authorization", format!("PersonalKey {key}"))
+        .send()
+        .await
+        .unwrap();
+    let msg = envelope_error(r, 403).await;
+    assert!(msg.contains("Account.Read"), "{msg}");
+    let r = s
+        .req(Method::GET, API)
+        .header("Authorization", &bearer)
         .send()
         .await
         .unwrap();
@@ -493,4 +512,318 @@ async fn personal_keys_expire_and_are_limited_to_their_scopes_everywhere() {
         .await
         .unwrap();
     envelope_error(r, 401).await;
+}
+
+/// Tedee's wire headers on one answer: `X-Correlation-ID` is a fresh UUID and
+/// `API-Supported-Versions` names the versions served. Returns the correlation id.
+fn wire_headers(r: &reqwest::Response) -> Uuid {
+    let h = r.headers();
+    assert_eq!(
+        h.get("api-supported-versions").map(|v| v.to_str().unwrap()),
+        Some("1-999"),
+        "{} {}",
+        r.status(),
+        r.url()
+    );
+    let id = h
+        .get("x-correlation-id")
+        .unwrap_or_else(|| panic!("no X-Correlation-ID: {} {}", r.status(), r.url()));
+    Uuid::parse_str(id.to_str().unwrap()).expect("X-Correlation-ID is a UUID")
+}
+
+/// The methods each Tedee route takes, read from the server's route table (the catch-all
+/// `ANY /api/{version}/my/{*rest}` takes every method and answers 404).
+fn tedee_routes() -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in keygate::server::routes() {
+        if r.surface == "tedee" && r.method != "ANY" {
+            out.entry(r.path.clone()).or_default().insert(r.method.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_405_in_the_envelope_with_allow_on_every_route() {
+    let s = Server::start().await;
+    let routes = tedee_routes();
+    assert!(routes.contains_key("/api/{version}/my/personalaccesskey"), "{routes:?}");
+    assert!(
+        routes.contains_key("/api/{version}/my/personalaccesskey/{id}"),
+        "{routes:?}"
+    );
+    let before = s.snapshot().await;
+    let mut ids = BTreeSet::new();
+    let mut checked = 0;
+    let mut answers = 0;
+    for (pattern, taken) in &routes {
+        // axum serves HEAD wherever GET is served, and says so in Allow.
+        let mut allowed = taken.clone();
+        if allowed.contains("GET") {
+            allowed.insert("HEAD".into());
+        }
+        let path = pattern
+            .replace("{version}", "v37")
+            .replace("{id}", &Uuid::new_v4().to_string());
+        for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            if allowed.contains(m) {
+                continue;
+            }
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            // With and without credentials, and with a body the route would accept: the method
+            // is refused before anything else.
+            let body = json!({"name": "k", "validTo": iso(Utc::now() + Duration::days(1)), "scopes": ["Account.Read"]});
+            for authed in [true, false] {
+                let req = if authed {
+                    s.admin(method.clone(), &path)
+                } else {
+                    s.req(method.clone(), &path)
+                };
+                let r = req.json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 405, "{m} {path}");
+                ids.insert(wire_headers(&r));
+                answers += 1;
+                let allow: BTreeSet<String> = r.headers()["allow"]
+                    .to_str()
+                    .unwrap()
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .collect();
+                assert_eq!(allow, allowed, "Allow for {m} {path}");
+                if m == "HEAD" {
+                    continue;
+                }
+                let v = json(r).await;
+                assert_eq!(v["success"], false, "{v}");
+                assert_eq!(v["statusCode"], 405, "{v}");
+                let msgs = v["errorMessages"].as_array().unwrap();
+                assert_eq!(msgs.len(), 1, "{v}");
+                assert!(msgs[0].as_str().unwrap().contains(m), "{v}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+    // Each answer had its own correlation id.
+    assert_eq!(ids.len(), answers, "{ids:?}");
+    assert_eq!(s.snapshot().await, before, "a refused method wrote something");
+
+    // The two examples, verbatim.
+    let r = s.admin(Method::PATCH, API).send().await.unwrap();
+    let allow = r.headers()["allow"].to_str().unwrap().to_string();
+    assert_eq!(
+        envelope_error(r, 405).await,
+        "The method PATCH is not allowed for this resource"
+    );
+    // In the route table's order.
+    assert_eq!(allow, "POST,GET,HEAD");
+    let r = s
+        .admin(Method::POST, &format!("{API}/{}", Uuid::new_v4()))
+        .json(&json!({"name": "k", "validTo": iso(Utc::now() + Duration::days(1)), "scopes": ["Account.Read"]}))
+        .send()
+        .await
+        .unwrap();
+    let allow = r.headers()["allow"].to_str().unwrap().to_string();
+    envelope_error(r, 405).await;
+    assert_eq!(allow, "PUT,DELETE");
+    // Paths are matched without regard to case (as Tedee's are): the same 405 there.
+    let r = s
+        .admin(Method::PATCH, "/API/V37/My/PersonalAccessKey")
+        .send()
+        .await
+        .unwrap();
+    wire_headers(&r);
+    assert_eq!(r.headers()["allow"], "POST,GET,HEAD");
+    envelope_error(r, 405).await;
+    // Unknown paths under /my/ keep their 404, whatever the method.
+    for m in [Method::GET, Method::PATCH, Method::POST] {
+        let r = s.admin(m, "/api/v37/my/nothing").send().await.unwrap();
+        wire_headers(&r);
+        assert!(r.headers().get("allow").is_none());
+        envelope_error(r, 404).await;
+    }
+    let r = s
+        .admin(Method::GET, &format!("{API}/{}/more", Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    envelope_error(r, 404).await;
+    assert_eq!(s.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn every_tedee_answer_carries_a_correlation_id_and_the_supported_versions() {
+    let s = Server::start().await;
+    let auth = format!("Bearer {}", admin_jwt(&s).await);
+    let mut ids = vec![];
+    let mut seen = |r: &reqwest::Response| ids.push(wire_headers(r));
+    let body = |name: &str| json!({"name": name, "validTo": iso(Utc::now() + Duration::days(5)), "scopes": ["Account.ReadWrite"]});
+    // 201, 200, 204, 204.
+    let r = s
+        .req(Method::POST, API)
+        .header("Authorization", &auth)
+        .json(&body("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    seen(&r);
+    let key = json(r).await;
+    let id = key["result"]["id"].as_str().unwrap().to_string();
+    let r = s
+        .req(Method::GET, API)
+        .header("Authorization", pk(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    seen(&r);
+    let r = s
+        .req(Method::PUT, &format!("{API}/{id}"))
+        .header("Authorization", &auth)
+        .json(&body("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    seen(&r);
+    let r = s
+        .req(Method::DELETE, &format!("{API}/{id}"))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    seen(&r);
+    // 400, 401, 403, 404 (route, key, version), 405, 415.
+    let (_, org) = s.create_org("wire").await;
+    let refusals: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (
+            s.req(Method::POST, API)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .body("{"),
+            400,
+        ),
+        (s.req(Method::GET, API), 401),
+        (s.req(Method::GET, API).header("X-API-Key", &org), 403),
+        (
+            s.req(Method::GET, "/api/v37/my/lock").header("Authorization", &auth),
+            404,
+        ),
+        (
+            s.req(Method::DELETE, &format!("{API}/{id}"))
+                .header("Authorization", &auth),
+            404,
+        ),
+        (
+            s.req(Method::GET, "/api/latest/my/personalaccesskey")
+                .header("Authorization", &auth),
+            404,
+        ),
+        (s.req(Method::PATCH, API).header("Authorization", &auth), 405),
+        (
+            s.req(Method::POST, API)
+                .header("Authorization", &auth)
+                .header("Content-Type", "text/plain")
+                .body("{}"),
+            415,
+        ),
+        // A version that is not valid UTF-8 is refused by the path parser: still the envelope.
+        (
+            s.req(Method::GET, "/api/v%FF/my/personalaccesskey")
+                .header("Authorization", &auth),
+            400,
+        ),
+    ];
+    for (req, status) in refusals {
+        let r = req.send().await.unwrap();
+        seen(&r);
+        envelope_error(r, status).await;
+    }
+    // A client's own X-Correlation-ID is not echoed: keygate names every request itself.
+    let r = s
+        .req(Method::GET, API)
+        .header("Authorization", &auth)
+        .header("X-Correlation-ID", "client-chosen-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    seen(&r);
+    let last = *ids.last().unwrap();
+    let distinct: BTreeSet<Uuid> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "correlation ids repeat: {ids:?}");
+    // The id is on the request's log line (the server writes it before answering; the test
+    // reads the log through a pipe, so it waits for the line to arrive).
+    let mut found = false;
+    for _ in 0..200 {
+        if s.logs()
+            .lines()
+            .any(|l| l.contains(&last.to_string()) && l.contains("route") && l.contains("status"))
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(found, "the correlation id {last} is not in the log:\n{}", s.logs());
+    assert!(!s.logs().contains("client-chosen-id"));
+    // Versions: v1 to v999 (the `v` in any case); others are not routes.
+    for v in ["v1", "v37", "V37", "v999"] {
+        let r = s
+            .req(Method::GET, &format!("/api/{v}/my/personalaccesskey"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{v}");
+        wire_headers(&r);
+    }
+    for v in ["v0", "v037", "v1000", "37", "v3.7"] {
+        let r = s
+            .req(Method::GET, &format!("/api/{v}/my/personalaccesskey"))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        wire_headers(&r);
+        assert!(envelope_error(r, 404).await.contains("API version"), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn organization_scopes_do_not_cover_the_account() {
+    let s = Server::start().await;
+    let auth = format!("Bearer {}", admin_jwt(&s).await);
+    let me = json(s.admin(Method::GET, "/v1/me").send().await.unwrap()).await;
+    let own_user = format!("/v1/users/{}", me["user_id"].as_str().unwrap());
+    let org_read = create(&s, &auth, "org read", &["Organization.Read"]).await;
+    let org_write = create(&s, &auth, "org write", &["Organization.ReadWrite"]).await;
+    let account = create(&s, &auth, "account", &["Account.Read"]).await;
+    let both = create(&s, &auth, "both", &["Organization.Read", "Account.Read"]).await;
+    let get = |path: String, key: &Value| s.req(Method::GET, &path).header("Authorization", pk(key)).send();
+    for key in [&org_read, &org_write] {
+        // The organization's data: yes.
+        assert_eq!(get("/v1/keys".into(), key).await.unwrap().status(), 200);
+        // One's own account: no, as Tedee's Organization scopes do not include Account.Read.
+        let r = get("/v1/me".into(), key).await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(
+            json(r).await["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Account.Read")
+        );
+        assert_eq!(get(own_user.clone(), key).await.unwrap().status(), 403);
+        let msg = envelope_error(get(API.into(), key).await.unwrap(), 403).await;
+        assert!(msg.contains("Account.Read"), "{msg}");
+    }
+    for key in [&account, &both] {
+        assert_eq!(get("/v1/me".into(), key).await.unwrap().status(), 200);
+        assert_eq!(get(own_user.clone(), key).await.unwrap().status(), 200);
+        assert_eq!(get(API.into(), key).await.unwrap().status(), 200);
+    }
+    assert_eq!(get("/v1/keys".into(), &account).await.unwrap().status(), 403);
+    assert_eq!(get("/v1/keys".into(), &both).await.unwrap().status(), 200);
 }

@@ -224,4 +224,17 @@ out["bad_ticket"] = failure(fs.GetKey(ApplicationName=APP, DeviceName=DEVICE, Ke
 out["bad_not_stored"] = call("GetKey", ApplicationName=APP, DeviceName=DEVICE, KeyName="bad",
                              TableName="t", RecordId=1)
 
+# Services87 and Services88: each WSDL lists its version's operations; Services88 adds
+# GetAllForeignKeysOnEntity, answered as a StringDictionary of StringKeyValuePair.
+for version in (87, 88):
+    c = zeep.Client(f"{base}/Remote/Services{version}/ForeignSystem.svc?wsdl")
+    out[f"operations{version}"] = len(c.service._binding._operations)
+    out[f"has_all_on_entity{version}"] = "GetAllForeignKeysOnEntity" in c.service._binding._operations
+fs88 = zeep.Client(f"{base}/Remote/Services88/ForeignSystem.svc?wsdl").service
+on_entity = ok(fs88.GetAllForeignKeysOnEntity(EntityType="other", EntityId=3, _soapheaders=headers)).Response
+out["all_on_entity88"] = {p.Key: p.Value for p in on_entity.StringKeyValuePair}
+got88 = ok(fs88.GetKey(ApplicationName=APP, DeviceName=DEVICE, KeyName="soap12", TableName="person",
+                       RecordId=5, _soapheaders=headers)).Response
+out["got88"] = {"Value": got88.Value, "mask": list(got88.TableRight.Mask)}
+
 print(json.dumps(out))

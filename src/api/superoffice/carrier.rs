@@ -1,6 +1,5 @@
 //! Carriers on the wire: JSON and DataContract XML written from the carrier definitions in
-//! `ops`, rights masks rendered as .NET renders flags enums, and dates in UTC or the client's
-//! time zone.
+//! `ops`, rights masks rendered as .NET renders flags enums, and the server-stamped dates in UTC.
 //!
 //! A carrier travels as a `serde_json::Value` map between the operation and the renderer
 //! (so that `$select` works on it); masks are numbers in it, named when rendered.
@@ -109,19 +108,18 @@ pub fn xml_flags(value: u32, flags: &[(u32, &str)]) -> String {
         .join(" ")
 }
 
-/// A date as the agent answers it: UTC with `Z`, or in the client's time zone (SO-TimeZone),
-/// with its offset only when the client asked for `includeTZOffset`.
+/// A server-stamped date (CreatedDate, UpdatedDate: the only dates the carriers have) as the
+/// agent answers it. SuperOffice keeps these in UTC and documents that the time zone header
+/// does not convert them ("Created and updated date ... are always UTC ... If you specify
+/// includeTZOffset they are always tagged as UTC times"): UTC with `Z`; with a client time
+/// zone (SO-TimeZone, SOAP TimeZone) the same UTC value without a zone specifier, as every date
+/// then is, unless `includeTZOffset` asks for the tag.
 pub fn date(t: DateTime<Utc>, ctx: &Ctx) -> String {
-    match ctx.client_tz {
-        Some(tz) => {
-            let local = t.with_timezone(&tz);
-            if ctx.include_offset {
-                local.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
-            } else {
-                local.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-            }
-        }
-        None => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    let utc = t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    if ctx.client_tz.is_some() && !ctx.include_offset {
+        utc
+    } else {
+        utc + "Z"
     }
 }
 

@@ -1,6 +1,6 @@
-//! SuperOffice NetServer compatibility: the Person agent's temporary keys over REST
-//! (`/api/v1/Agents/Person/<method>`) and SOAP (`/Remote/Services86/Person.svc`), and
-//! ticket login over SOAP (`/Remote/Services86/SoPrincipal.svc`).
+//! SuperOffice NetServer compatibility: the Person and ForeignSystem agents over REST
+//! (`/api/v1/Agents/<agent>/<method>`) and SOAP (`/Remote/Services86/Person.svc`, and the
+//! same at Services87 and Services88), and ticket login over SOAP (`.../SoPrincipal.svc`).
 //!
 //! Agent-wide behaviour (body formats, Accept negotiation, `$select`, languages, time
 //! zones, the error shapes) lives here once, for reuse by other agents.
@@ -78,6 +78,11 @@ impl Lang {
                 "må være mellom 1970-01-01 og 9999-12-31",
             ),
             ("unknown TemporaryKeyDomain", "ukjent TemporaryKeyDomain"),
+            ("its TemporaryKeyDomain", "dens TemporaryKeyDomain"),
+            (" is not in Services", " finnes ikke i Services"),
+            ("; use Services", "; bruk Services"),
+            (" or later", " eller nyere"),
+            ("\" in Services", "\" i Services"),
             (
                 "must be a TemporaryKeyDomain name or number",
                 "må være et TemporaryKeyDomain-navn eller -nummer",
@@ -137,6 +142,9 @@ pub struct Ctx {
     pub application: Option<String>,
     /// `SO-TimeZone: <zone>, includeTZOffset`: dates in answers carry their offset.
     pub include_offset: bool,
+    /// The contract the caller speaks: the SOAP service version (86, 87, 88); the REST agents
+    /// speak the newest ([`ops::LATEST`]).
+    pub version: u8,
 }
 
 impl Ctx {
@@ -180,7 +188,7 @@ async fn person(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: 
                 None
             };
             let req = TemporaryKeyRequest {
-                domain: args.domain(op, "Domain")?,
+                domain: domain_arg(op, args, ctx)?,
                 target_id: args.int(op, "TargetId")?,
                 person_id: args.int(op, "PersonId")?,
                 expires: args.datetime(op, "Expires", ctx.local_tz())?,
@@ -192,15 +200,72 @@ async fn person(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: 
         }
         "CheckTemporaryKey" => {
             let key = args.string(op, "TemporaryKey")?.unwrap_or_default();
-            Ok(Answer::Info(svc.check_temporary_key(p, key.trim()).await?))
+            let info = svc.check_temporary_key(p, key.trim()).await?;
+            if !ops::domains_in(ctx.version).contains(&info.domain) {
+                // The caller's contract cannot carry this domain; say so rather than answer a
+                // value its enumeration lacks (or pretend the key is not valid).
+                return Err(Error::invalid(
+                    "TemporaryKey",
+                    format!(
+                        "its TemporaryKeyDomain {} is not in Services{}; use Services{} or later",
+                        info.domain.name(),
+                        ctx.version,
+                        first_version_with(info.domain)
+                    ),
+                ));
+            }
+            Ok(Answer::Info(info))
         }
         "DeleteTemporaryKeysOfDomain" => {
-            let domain: Domain = args.domain(op, "Domain")?;
+            let domain: Domain = domain_arg(op, args, ctx)?;
             let person = args.int(op, "PersonId")?;
             svc.delete_temporary_keys_of_domain(p, domain, person).await?;
             Ok(Answer::Void)
         }
         other => Err(Error::internal(format!("operation {other} has no implementation"))),
+    }
+}
+
+/// A TemporaryKeyDomain argument, limited to the values of the caller's contract version.
+fn domain_arg(op: &Operation, args: &Args, ctx: &Ctx) -> Result<Domain> {
+    let d = args.domain(op, "Domain")?;
+    if ops::domains_in(ctx.version).contains(&d) {
+        Ok(d)
+    } else {
+        Err(Error::invalid(
+            "Domain",
+            format!("unknown TemporaryKeyDomain {:?} in Services{}", d.name(), ctx.version),
+        ))
+    }
+}
+
+/// The first SOAP version whose TemporaryKeyDomain has `d`.
+fn first_version_with(d: Domain) -> u8 {
+    ops::SOAP_VERSIONS
+        .into_iter()
+        .find(|v| ops::domains_in(*v).contains(&d))
+        .unwrap_or(ops::LATEST)
+}
+
+/// TemporaryKeyInfo's XML members in contract order for a contract version, from its JSON
+/// form (after `$select`): the Carrier base's TableRight (null: the Person agent reports no
+/// rights) and FieldProperties (empty), then the version's own fields (Payload from
+/// Services88 on). Null is `i:nil`.
+pub fn info_xml_members(v: &serde_json::Value, version: u8, out: &mut String) {
+    use serde_json::Value;
+    let base = ["TableRight", "FieldProperties"].into_iter();
+    let own = ops::TEMPORARY_KEY_INFO_FIELDS
+        .iter()
+        .filter(|(_, since)| *since <= version)
+        .map(|(f, _)| *f);
+    for f in base.chain(own) {
+        match v.get(f) {
+            None | Some(Value::Null) => out.push_str(&format!(r#"<{f} i:nil="true"/>"#)),
+            Some(Value::String(t)) => out.push_str(&format!("<{f}>{}</{f}>", crate::api::xml::esc(t))),
+            // The only object member is the empty FieldProperties dictionary.
+            Some(Value::Object(_)) => out.push_str(&format!("<{f}/>")),
+            Some(other) => out.push_str(&format!("<{f}>{other}</{f}>")),
+        }
     }
 }
 
@@ -235,5 +300,13 @@ mod tests {
         h.insert("so-language", HeaderValue::from_static("no"));
         assert_eq!(Lang::from_headers(&h), Lang::No);
         assert_eq!(Lang::No.tr("Domain: is required"), "Domain: er påkrevd");
+        assert_eq!(
+            Lang::No.tr("Domain: unknown TemporaryKeyDomain \"PublicFaq\" in Services86"),
+            "Domain: ukjent TemporaryKeyDomain \"PublicFaq\" i Services86"
+        );
+        assert_eq!(
+            Lang::No.tr("TemporaryKey: its TemporaryKeyDomain PublicFaq is not in Services86; use Services87 or later"),
+            "TemporaryKey: dens TemporaryKeyDomain PublicFaq finnes ikke i Services86; bruk Services87 eller nyere"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The one definition of each agent operation (name, request, response). The REST agent,
 //! the SOAP endpoints and the WSDL are all driven from these tables.
 
+use crate::service::temporary::Domain;
+
 /// A parameter's wire type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
@@ -65,6 +67,45 @@ impl Agent {
             Agent::SoPrincipal => PRINCIPAL,
             Agent::ForeignSystem => FOREIGN_SYSTEM,
         }
+    }
+}
+
+/// One SOAP service: an agent's contract at one version (`Remote/Services88/Person.svc`).
+/// Each version has its own namespace and SOAPActions and offers the operations whose
+/// `soap_since` it has reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub agent: Agent,
+    pub version: u8,
+}
+
+impl Service {
+    /// `http://www.superoffice.net/ws/crm/NetServer/Services88`.
+    pub fn ns(self) -> String {
+        format!("http://www.superoffice.net/ws/crm/NetServer/Services{}", self.version)
+    }
+
+    /// The operations this version offers, in table order.
+    pub fn ops(self) -> Vec<Operation> {
+        self.agent
+            .ops()
+            .iter()
+            .filter(|o| o.soap_since <= self.version)
+            .copied()
+            .collect()
+    }
+
+    /// The operation of this name (exact, as XML names are) if this version offers it.
+    pub fn op(self, name: &str) -> Option<&'static Operation> {
+        self.agent
+            .ops()
+            .iter()
+            .find(|o| o.name == name && o.soap_since <= self.version)
+    }
+
+    /// The SOAPAction of an operation: `<namespace>/<agent>/<operation>`.
+    pub fn action(self, op: &Operation) -> String {
+        format!("{}/{}/{}", self.ns(), self.agent.name(), op.name)
     }
 }
 
@@ -191,7 +232,8 @@ const fn p(name: &'static str, ty: Ty, required: bool) -> Param {
     }
 }
 
-/// Remote/Services86/Person.svc and /api/v1/Agents/Person.
+/// Remote/Services86..88/Person.svc (each version offers the operations of its `soap_since`)
+/// and /api/v1/Agents/Person (all of them).
 pub const PERSON: &[Operation] = &[
     Operation {
         agent: Agent::Person,
@@ -219,7 +261,7 @@ pub const PERSON: &[Operation] = &[
         ],
         returns: Returns::String,
         response_element: "CreateTemporaryKeyWithPayloadResponse",
-        soap_since: 86,
+        soap_since: 88,
         doc: "Create a temporary key with a payload (at most 4000 characters) and return the key string.",
     },
     Operation {
@@ -237,12 +279,12 @@ pub const PERSON: &[Operation] = &[
         params: &[p("Domain", Ty::Domain, true), p("PersonId", Ty::Int, false)],
         returns: Returns::Void,
         response_element: "DeleteTemporaryKeysOfDomainResponse",
-        soap_since: 86,
+        soap_since: 87,
         doc: "Delete the temporary keys of a domain and person.",
     },
 ];
 
-/// Remote/Services86/SoPrincipal.svc.
+/// Remote/Services86..88/SoPrincipal.svc.
 pub const PRINCIPAL: &[Operation] = &[Operation {
     agent: Agent::SoPrincipal,
     name: "AuthenticateUsernamePassword",
@@ -262,7 +304,7 @@ const fn q(name: &'static str) -> Param {
     }
 }
 
-/// Remote/Services86/ForeignSystem.svc and /api/v1/Agents/ForeignSystem: the mapping store of
+/// Remote/Services86..88/ForeignSystem.svc and /api/v1/Agents/ForeignSystem: the mapping store of
 /// applications, devices and keys (see `core::foreign`).
 pub const FOREIGN_SYSTEM: &[Operation] = &[
     Operation {
@@ -649,13 +691,31 @@ pub fn find(ops: &'static [Operation], name: &str) -> Option<&'static Operation>
     ops.iter().find(|o| o.name.eq_ignore_ascii_case(name))
 }
 
-/// The fields of TemporaryKeyInfo, in DataContract (alphabetical) order.
-pub const TEMPORARY_KEY_INFO_FIELDS: &[&str] = &[
-    "Domain",
-    "FieldProperties",
-    "IsExpired",
-    "Payload",
-    "PersonId",
-    "TableRight",
-    "TargetId",
+/// TemporaryKeyInfo's own fields in the contract's order, each with the first SOAP version
+/// that has it. XML writes the Carrier base's TableRight and FieldProperties before them; JSON
+/// writes every member in alphabetical order (see `info_json`).
+pub const TEMPORARY_KEY_INFO_FIELDS: &[(&str, u8)] = &[
+    ("Domain", 86),
+    ("TargetId", 86),
+    ("PersonId", 86),
+    ("IsExpired", 86),
+    ("Payload", 88),
 ];
+
+/// The SOAP service versions served: `Remote/Services86`, `Services87` and `Services88`.
+pub const SOAP_VERSIONS: [u8; 3] = [86, 87, 88];
+
+/// The newest contract: the REST agents (which have no version) follow it.
+pub const LATEST: u8 = 88;
+
+/// The TemporaryKeyDomain values a contract version knows: 0-4 in Services86, 0-6 in
+/// Services87 (PublicFaq, ChangePasswordCustomerCenter), 0-7 from Services88 on
+/// (RegisterCustomerCenterEmailVerification).
+pub fn domains_in(version: u8) -> &'static [Domain] {
+    let n = match version {
+        ..=86 => 5,
+        87 => 7,
+        _ => 8,
+    };
+    &Domain::ALL[..n]
+}

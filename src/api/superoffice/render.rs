@@ -1,9 +1,10 @@
 //! Answers in JSON or XML (by Accept), `$select`, and the agent's error shapes.
 
-use super::ops::{Operation, Returns};
-use super::{Answer, Lang, carrier, info_json};
+use super::ops::{self, Operation, Returns, Ty};
+use super::{Answer, Lang, carrier, info_json, info_xml_members};
 use crate::api::xml::esc;
 use crate::error::Error;
+use crate::service::temporary::Domain;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -226,8 +227,105 @@ pub fn answer(op: &Operation, a: Answer, format: Format, select: Option<&str>) -
             }
             match format {
                 Format::Json(_) => body(StatusCode::OK, format, v.to_string()),
-                Format::Xml(_) => body(StatusCode::OK, format, xml_object("TemporaryKeyInfo", &v)),
+                Format::Xml(_) => {
+                    let mut out = format!("<TemporaryKeyInfo xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\">");
+                    info_xml_members(&v, ops::LATEST, &mut out);
+                    out.push_str("</TemporaryKeyInfo>");
+                    body(StatusCode::OK, format, out)
+                }
             }
+        }
+    }
+}
+
+/// A parameter's type as the description names it (.NET's names).
+fn type_name(t: Ty) -> String {
+    match t {
+        Ty::Int => "Int32".into(),
+        Ty::String => "String".into(),
+        Ty::DateTime => "DateTime".into(),
+        Ty::Domain => "TemporaryKeyDomain".into(),
+        Ty::Carrier(c) => c.name.into(),
+    }
+}
+
+/// What an operation answers, as the description names it, and its HTTP status.
+fn returns_name(r: Returns) -> (String, u16) {
+    match r {
+        Returns::String => ("String".into(), 200),
+        Returns::TemporaryKeyInfo => ("TemporaryKeyInfo".into(), 200),
+        Returns::Void => ("Void".into(), 204),
+        Returns::Authenticate => ("AuthenticateResponse".into(), 200),
+        Returns::Carrier(c) => (c.name.into(), 200),
+        Returns::List(c) => (format!("{}[]", c.name), 200),
+        Returns::StringDictionary => ("StringDictionary".into(), 200),
+    }
+}
+
+/// `GET` on an agent method: the call's description (its name, parameters with their types,
+/// what it returns, and the operation table's text), in JSON or DataContract XML.
+pub fn description(op: &Operation, format: Format) -> Response {
+    let (returns, status) = returns_name(op.returns);
+    let params: Vec<Value> = op
+        .params
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::json!({
+                "Name": p.name,
+                "Type": type_name(p.ty),
+                "Required": p.required,
+                "In": if p.query { "query" } else { "body" },
+            });
+            if p.ty == Ty::Domain {
+                v["Values"] = Domain::ALL.iter().map(|d| Value::from(d.name())).collect();
+            }
+            v
+        })
+        .collect();
+    let v = serde_json::json!({
+        "Agent": op.agent.name(),
+        "Method": op.name,
+        "Description": op.doc,
+        "HttpMethod": "POST",
+        "Url": format!("/api/v1/Agents/{}/{}", op.agent.name(), op.name),
+        "Parameters": params,
+        "Returns": returns,
+        "Status": status,
+    });
+    match format {
+        Format::Json(_) => body(StatusCode::OK, format, v.to_string()),
+        Format::Xml(_) => {
+            let mut out = format!("<AgentMethodDescription xmlns=\"{DATACONTRACT_NS}\" xmlns:i=\"{XSI}\">");
+            description_xml(&mut out, &v);
+            out.push_str("</AgentMethodDescription>");
+            body(StatusCode::OK, format, out)
+        }
+    }
+}
+
+/// The description's members as XML: arrays hold one element per item, named in the singular
+/// (`Parameters/Parameter`, `Values/Value`).
+fn description_xml(out: &mut String, v: &Value) {
+    let Value::Object(m) = v else { return };
+    for (k, val) in m {
+        match val {
+            Value::Array(items) => {
+                let item = k.strip_suffix('s').unwrap_or(k);
+                out.push_str(&format!("<{k}>"));
+                for i in items {
+                    out.push_str(&format!("<{item}>"));
+                    match i {
+                        Value::Object(_) => description_xml(out, i),
+                        Value::String(t) => out.push_str(&esc(t)),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    out.push_str(&format!("</{item}>"));
+                }
+                out.push_str(&format!("</{k}>"));
+            }
+            Value::String(t) => out.push_str(&format!("<{k}>{}</{k}>", esc(t))),
+            Value::Null => out.push_str(&format!("<{k} i:nil=\"true\"/>")),
+            other => out.push_str(&format!("<{k}>{other}</{k}>")),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The REST agents: `POST /api/v1/Agents/Person/<method>` and
-//! `POST /api/v1/Agents/ForeignSystem/<method>`, both driven by the operation table.
+//! `POST /api/v1/Agents/ForeignSystem/<method>`, both driven by the operation table, and
+//! `GET` on the same URLs, which describes the call.
 
 use super::args::Args;
 use super::ops::{Agent, Operation};
@@ -15,8 +16,9 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use chrono_tz::Tz;
 
-/// Build the request context from the agent headers.
-pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
+/// Build the request context from the agent headers, for a contract version (the REST agents
+/// speak [`ops::LATEST`]; SOAP its service's version).
+pub fn context(st: &AppState, h: &HeaderMap, lang: Lang, version: u8) -> Result<Ctx> {
     let (client_tz, include_offset) = match h
         .get("so-timezone")
         .and_then(|v| v.to_str().ok())
@@ -24,7 +26,7 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
         .filter(|s| !s.is_empty())
     {
         Some(value) => {
-            // `NO` or `NO, includeTZOffset`.
+            // A location id or code (`261`, `NO`), optionally `, includeTZOffset`.
             let mut parts = value.split(',').map(str::trim);
             let code = parts.next().unwrap_or_default();
             let mut include_offset = false;
@@ -52,6 +54,7 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang) -> Result<Ctx> {
         server_tz: server_tz(st),
         application,
         include_offset,
+        version,
     })
 }
 
@@ -142,7 +145,7 @@ async fn run(
         Err(never) => match never {},
     };
     let principal = authenticate(st, &parts.headers, &parts.method, &src).await?;
-    let ctx = context(st, &parts.headers, Lang::from_headers(&parts.headers))?;
+    let ctx = context(st, &parts.headers, Lang::from_headers(&parts.headers), ops::LATEST)?;
     let select = select_param(parts.uri.query());
     let query = parts.uri.query().map(str::to_string);
     let mut args = read_args(st, Request::from_parts(parts, body)).await?;
@@ -151,6 +154,27 @@ async fn run(
     }
     let answer = execute(&st.svc, &principal, op, &args, &ctx).await?;
     Ok((op, answer, select))
+}
+
+pub async fn person_describe(Path(method): Path<String>, headers: HeaderMap) -> Response {
+    describe(Agent::Person, &method, &headers)
+}
+
+pub async fn foreign_system_describe(Path(method): Path<String>, headers: HeaderMap) -> Response {
+    describe(Agent::ForeignSystem, &method, &headers)
+}
+
+/// `GET /api/v1/Agents/<agent>/<method>`: a description of the call, from the operation table
+/// (JSON or XML by Accept). It never runs the method, needs no credentials (it describes the
+/// contract, as the WSDL does), and answers an unknown method with the agent's 404.
+fn describe(agent: Agent, method: &str, headers: &HeaderMap) -> Response {
+    let format = Format::from_accept(headers);
+    let Some(op) = ops::find(agent.ops(), method) else {
+        let lang = Lang::from_headers(headers);
+        let source = format!("{}.{method}", agent.name());
+        return render::error(Error::NotFound("agent method"), format, lang, &source);
+    };
+    render::description(op, format)
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
-//! SOAP at `Remote/Services86/Person.svc` and `Remote/Services86/SoPrincipal.svc`.
+//! SOAP at `Remote/Services86/`, `Services87/` and `Services88/`: `Person.svc`,
+//! `SoPrincipal.svc` and `ForeignSystem.svc`. Every version runs the same code, driven by the
+//! operation table: a version has its own namespace and SOAPActions and offers the operations
+//! whose `soap_since` it has reached; any other operation is an unknown SOAP action there.
 //! SOAP 1.1 (text/xml + SOAPAction) and SOAP 1.2 (application/soap+xml) are both accepted and
 //! answered in the version asked. ApplicationToken, Credentials and TimeZone may be in the
 //! Header or directly under the Envelope (as in the seed). Failures travel as
-//! `Succeeded=false` + `ExceptionInfo` in the response header; a malformed envelope gets a Fault.
+//! `Succeeded=false` + `ExceptionInfo` in the response header; a malformed envelope or an
+//! unknown action gets a Fault.
 
 use super::args::Args;
-use super::ops::{Agent, Operation, Returns, TEMPORARY_KEY_INFO_FIELDS};
+use super::ops::{Agent, Operation, Returns, Service};
 use super::render::XSI;
-use super::wsdl::{NS, wsdl};
-use super::{Answer, Ctx, Lang, carrier, execute, info_json, parse_time_zone, rest};
+use super::wsdl::wsdl;
+use super::{Answer, Ctx, Lang, carrier, execute, info_json, info_xml_members, parse_time_zone, rest};
 use crate::api::AppState;
 use crate::api::auth::authenticate;
 use crate::api::extract::{ClientAddr, read_body};
@@ -19,6 +23,37 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+
+/// Every SOAP endpoint: its path, agent and service version. The route table serves each path
+/// with [`endpoint`] (POST) and [`wsdl_endpoint`] (GET).
+pub const ENDPOINTS: &[(&str, Agent, u8)] = &[
+    ("/Remote/Services86/Person.svc", Agent::Person, 86),
+    ("/Remote/Services86/SoPrincipal.svc", Agent::SoPrincipal, 86),
+    ("/Remote/Services86/ForeignSystem.svc", Agent::ForeignSystem, 86),
+    ("/Remote/Services87/Person.svc", Agent::Person, 87),
+    ("/Remote/Services87/SoPrincipal.svc", Agent::SoPrincipal, 87),
+    ("/Remote/Services87/ForeignSystem.svc", Agent::ForeignSystem, 87),
+    ("/Remote/Services88/Person.svc", Agent::Person, 88),
+    ("/Remote/Services88/SoPrincipal.svc", Agent::SoPrincipal, 88),
+    ("/Remote/Services88/ForeignSystem.svc", Agent::ForeignSystem, 88),
+];
+
+/// `POST <endpoint>`: a SOAP call to one service at one version.
+pub fn endpoint(agent: Agent, version: u8) -> MethodRouter<AppState> {
+    let svc = Service { agent, version };
+    post(move |State(st): State<AppState>, req: Request| handle(st, req, svc))
+}
+
+/// `GET <endpoint>?wsdl`: that version's WSDL.
+pub fn wsdl_endpoint(agent: Agent, version: u8) -> MethodRouter<AppState> {
+    let svc = Service { agent, version };
+    get(
+        move |State(st): State<AppState>, headers: HeaderMap, uri: Uri| async move {
+            wsdl_response(&st, &headers, &uri, svc)
+        },
+    )
+}
 
 pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -86,7 +121,7 @@ fn fault(v: Version, message: &str) -> Response {
     )
 }
 
-fn exception_info(e: &Error, lang: Lang, source: &str) -> String {
+fn exception_info(e: &Error, lang: Lang, source: &str, ns: &str) -> String {
     let (kind, message) = match e {
         Error::Invalid { field, message } => ("ArgumentException", format!("{field}: {message}")),
         Error::Unauthenticated => (
@@ -109,31 +144,23 @@ fn exception_info(e: &Error, lang: Lang, source: &str) -> String {
     };
     let m = esc(&lang.tr(&message)).into_owned();
     format!(
-        r#"<ExceptionInfo xmlns="{NS}"><Message>{m}</Message><StackTrace></StackTrace><FriendlyText>{m}</FriendlyText><ExceptionType>{kind}</ExceptionType><Source>{}</Source><InnerException i:nil="true"/><Parameters i:nil="true"/></ExceptionInfo><Succeeded xmlns="{NS}">false</Succeeded>"#,
+        r#"<ExceptionInfo xmlns="{ns}"><Message>{m}</Message><StackTrace></StackTrace><FriendlyText>{m}</FriendlyText><ExceptionType>{kind}</ExceptionType><Source>{}</Source><InnerException i:nil="true"/><Parameters i:nil="true"/></ExceptionInfo><Succeeded xmlns="{ns}">false</Succeeded>"#,
         esc(source)
     )
 }
 
-fn succeeded() -> String {
-    format!(r#"<Succeeded xmlns="{NS}">true</Succeeded>"#)
+fn succeeded(ns: &str) -> String {
+    format!(r#"<Succeeded xmlns="{ns}">true</Succeeded>"#)
 }
 
-/// The body of a successful answer.
-fn answer_body(op: &Operation, a: &Answer) -> String {
+/// The body of a successful answer, in the service version's namespace and contract.
+fn answer_body(svc: Service, op: &Operation, a: &Answer) -> String {
     let inner = match a {
         Answer::Void => String::new(),
         Answer::Str(s) => format!("<Response>{}</Response>", esc(s)),
         Answer::Info(info) => {
-            let v = info_json(info);
             let mut s = String::from("<Response>");
-            for f in TEMPORARY_KEY_INFO_FIELDS {
-                match v.get(*f) {
-                    Some(serde_json::Value::String(t)) => s.push_str(&format!("<{f}>{}</{f}>", esc(t))),
-                    Some(serde_json::Value::Bool(b)) => s.push_str(&format!("<{f}>{b}</{f}>")),
-                    Some(serde_json::Value::Number(n)) => s.push_str(&format!("<{f}>{n}</{f}>")),
-                    _ => s.push_str(&format!(r#"<{f} i:nil="true"/>"#)),
-                }
-            }
+            info_xml_members(&info_json(info), svc.version, &mut s);
             s.push_str("</Response>");
             s
         }
@@ -161,7 +188,7 @@ fn answer_body(op: &Operation, a: &Answer) -> String {
             s
         }
     };
-    format!(r#"<{0} xmlns="{NS}">{inner}</{0}>"#, op.response_element)
+    format!(r#"<{0} xmlns="{1}">{inner}</{0}>"#, op.response_element, svc.ns())
 }
 
 /// Header parts, from the Header or directly under the Envelope.
@@ -186,32 +213,31 @@ fn soap_headers(env: &Element) -> SoapHeaders {
             .map(|e| e.text.trim().to_string())
             .filter(|s| !s.is_empty())
     };
+    let time_zone = find("TimeZone").and_then(|tz| {
+        // SoTimeZoneId (0 when not set) or else SoTimeZoneLocationCode.
+        text(tz.child("SoTimeZoneId"))
+            .filter(|id| id != "0")
+            .or_else(|| text(tz.child("SoTimeZoneLocationCode")))
+    });
     SoapHeaders {
         application_token: text(find("ApplicationToken")),
         ticket: text(find("Credentials").and_then(|c| c.child("Ticket"))),
-        time_zone: find("TimeZone").and_then(|tz| text(tz.child("SoTimeZoneLocationCode"))),
+        time_zone,
     }
 }
 
-/// The operations a service version offers.
-fn offered(agent: Agent, version: u8) -> Vec<Operation> {
-    agent
-        .ops()
-        .iter()
-        .filter(|o| o.soap_since <= version)
-        .copied()
-        .collect()
-}
-
-/// `GET ...svc?wsdl`.
-fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, agent: Agent) -> Response {
-    let service = agent.name();
-    let ops = offered(agent, SERVICES_VERSION);
+/// `GET ...svc?wsdl` (the query's name in any case).
+fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, svc: Service) -> Response {
+    let service = svc.agent.name();
     if !uri
         .query()
         .is_some_and(|q| q.eq_ignore_ascii_case("wsdl") || q.to_ascii_lowercase().starts_with("wsdl"))
     {
-        let mut r = (StatusCode::OK, format!("The {service} service. Its WSDL is at ?wsdl.")).into_response();
+        let mut r = (
+            StatusCode::OK,
+            format!("The {service} service (Services{}). Its WSDL is at ?wsdl.", svc.version),
+        )
+            .into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -225,7 +251,7 @@ fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, agent: Agent) ->
         .map(str::to_string)
         .unwrap_or_else(|| st.settings.listen.clone());
     let address = format!("http://{host}{}", uri.path());
-    let mut r = (StatusCode::OK, wsdl(service, &ops, &address)).into_response();
+    let mut r = (StatusCode::OK, wsdl(svc, &address)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/xml; charset=utf-8"),
@@ -233,35 +259,64 @@ fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, agent: Agent) ->
     r
 }
 
-/// The SOAP services' version: Remote/Services86.
-const SERVICES_VERSION: u8 = 86;
-
-pub async fn person_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    wsdl_response(&st, &headers, &uri, Agent::Person)
+/// The SOAP action a request names: the SOAPAction header (SOAP 1.1) or the `action`
+/// parameter of its Content-Type (SOAP 1.2); `None` when absent or empty.
+fn requested_action(h: &HeaderMap) -> Option<String> {
+    let unquote = |v: &str| v.trim().trim_matches('"').trim().to_string();
+    if let Some(a) = h.get("soapaction").and_then(|v| v.to_str().ok()).map(unquote) {
+        return Some(a).filter(|a| !a.is_empty());
+    }
+    let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
+    ct.split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("action"))
+        .map(|(_, v)| unquote(v))
+        .filter(|a| !a.is_empty())
 }
 
-pub async fn principal_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    wsdl_response(&st, &headers, &uri, Agent::SoPrincipal)
+/// The operation a request calls in this service version: the body's operation element, which
+/// must be in the version's namespace, be offered by the version, and match the SOAP action
+/// when one is named. Anything else is an unknown action here (a Fault's text).
+fn dispatch(svc: Service, op_el: &Element, action: Option<&str>) -> std::result::Result<&'static Operation, String> {
+    let service = svc.agent.name();
+    let ns = svc.ns();
+    let prefix = format!("{ns}/{service}/");
+    if let Some(a) = action {
+        let Some(name) = a.strip_prefix(&prefix) else {
+            return Err(format!(
+                "{service} has no operation for the SOAP action \"{a}\" in Services{} (its actions are {prefix}<operation>)",
+                svc.version
+            ));
+        };
+        if svc.op(name).is_none() {
+            return Err(format!(
+                "{service} has no operation {name} in Services{} (SOAP action \"{a}\")",
+                svc.version
+            ));
+        }
+        if name != op_el.name {
+            return Err(format!(
+                "the SOAP action \"{a}\" does not match the operation in the Body, {}",
+                op_el.name
+            ));
+        }
+    }
+    if op_el.ns.as_deref() != Some(ns.as_str()) {
+        return Err(format!(
+            "{service} has no operation {} in namespace {}; Services{} uses {ns}",
+            op_el.name,
+            op_el.ns.as_deref().unwrap_or("(none)"),
+            svc.version
+        ));
+    }
+    svc.op(&op_el.name)
+        .ok_or_else(|| format!("{service} has no operation {} in Services{}", op_el.name, svc.version))
 }
 
-pub async fn foreign_system_wsdl(State(st): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    wsdl_response(&st, &headers, &uri, Agent::ForeignSystem)
-}
-
-pub async fn person(State(st): State<AppState>, req: Request) -> Response {
-    handle(st, req, Agent::Person).await
-}
-
-pub async fn principal(State(st): State<AppState>, req: Request) -> Response {
-    handle(st, req, Agent::SoPrincipal).await
-}
-
-pub async fn foreign_system(State(st): State<AppState>, req: Request) -> Response {
-    handle(st, req, Agent::ForeignSystem).await
-}
-
-async fn handle(st: AppState, req: Request, agent: Agent) -> Response {
-    let service = agent.name();
+async fn handle(st: AppState, req: Request, svc: Service) -> Response {
+    let service = svc.agent.name();
+    let ns = svc.ns();
     let (mut parts, body) = req.into_parts();
     let declared = match parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => Version::V12,
@@ -293,12 +348,9 @@ async fn handle(st: AppState, req: Request, agent: Agent) -> Response {
     else {
         return fault(version, "the Envelope has no Body with an operation");
     };
-    let Some(op) = agent
-        .ops()
-        .iter()
-        .find(|o| o.name == op_el.name && o.soap_since <= SERVICES_VERSION)
-    else {
-        return fault(version, &format!("{service} has no operation {}", op_el.name));
+    let op = match dispatch(svc, op_el, requested_action(&parts.headers).as_deref()) {
+        Ok(op) => op,
+        Err(m) => return fault(version, &m),
     };
     let hdrs = soap_headers(&root);
     let lang = Lang::from_headers(&parts.headers);
@@ -309,19 +361,19 @@ async fn handle(st: AppState, req: Request, agent: Agent) -> Response {
     };
     let args = Args::from_xml(op_el);
     let result = if op.returns == Returns::Authenticate {
-        authenticate_username_password(&st, op, &args, &src).await
+        authenticate_username_password(&st, svc, op, &args, &src).await
     } else {
-        match run(&st, &parts.headers, &parts.method, &src, &hdrs, lang, op, &args).await {
-            Ok(a) => Ok(answer_body(op, &a)),
+        match run(&st, &parts.headers, &parts.method, &src, &hdrs, lang, svc, op, &args).await {
+            Ok(a) => Ok(answer_body(svc, op, &a)),
             Err(e) => Err(e),
         }
     };
     let xml = match result {
-        Ok(body) => envelope(version, &succeeded(), &body),
+        Ok(body) => envelope(version, &succeeded(&ns), &body),
         Err(e) => envelope(
             version,
-            &exception_info(&e, lang, &source),
-            &format!(r#"<{} xmlns="{NS}"/>"#, op.response_element),
+            &exception_info(&e, lang, &source, &ns),
+            &format!(r#"<{} xmlns="{ns}"/>"#, op.response_element),
         ),
     };
     respond(version, StatusCode::OK, xml)
@@ -335,6 +387,7 @@ async fn run(
     src: &str,
     h: &SoapHeaders,
     lang: Lang,
+    svc: Service,
     op: &Operation,
     args: &Args,
 ) -> Result<Answer> {
@@ -347,7 +400,7 @@ async fn run(
         Some(code) => Some(parse_time_zone(code).ok_or_else(|| Error::invalid("TimeZone", "unknown time zone"))?),
         None => None,
     };
-    let mut ctx: Ctx = rest::context(st, http, lang)?;
+    let mut ctx: Ctx = rest::context(st, http, lang, svc.version)?;
     if client_tz.is_some() {
         ctx.client_tz = client_tz;
     }
@@ -358,7 +411,13 @@ async fn run(
 }
 
 /// SoPrincipal.AuthenticateUsernamePassword: a ticket for the Credentials header.
-async fn authenticate_username_password(st: &AppState, op: &Operation, args: &Args, src: &str) -> Result<String> {
+async fn authenticate_username_password(
+    st: &AppState,
+    svc: Service,
+    op: &Operation,
+    args: &Args,
+    src: &str,
+) -> Result<String> {
     let user = args.string(op, "UserName")?.unwrap_or_default();
     let password = args.string(op, "Password")?.unwrap_or_default();
     let inner = match st.svc.login(&user, &password, src).await {
@@ -378,5 +437,9 @@ async fn authenticate_username_password(st: &AppState, op: &Operation, args: &Ar
         }
         Err(e) => return Err(e),
     };
-    Ok(format!(r#"<{0} xmlns="{NS}">{inner}</{0}>"#, op.response_element))
+    Ok(format!(
+        r#"<{0} xmlns="{1}">{inner}</{0}>"#,
+        op.response_element,
+        svc.ns()
+    ))
 }

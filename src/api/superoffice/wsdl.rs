@@ -1,12 +1,65 @@
 //! WSDL 1.1 (document/literal, SOAP 1.1 and SOAP 1.2 bindings), generated from the
 //! operation tables, so the contract a SOAP client reads is exactly what the server does.
 
-use super::carrier::{FIELD_RIGHT_FLAGS, TABLE_RIGHT_FLAGS};
-use super::ops::{CarrierDef, FieldTy, Operation, Returns, TEMPORARY_KEY_INFO_FIELDS, Ty};
+use super::ops::{self, CarrierDef, FieldTy, Operation, Returns, Service, TEMPORARY_KEY_INFO_FIELDS, Ty};
 use crate::api::xml::esc;
-use crate::service::temporary::Domain;
 
-pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services86";
+/// One value of a flags enumeration in a WSDL: its name, and for an alias (a name whose value
+/// is not the next bit) the value WCF writes in an `EnumerationValue` annotation.
+type Flag = (&'static str, Option<u32>);
+
+/// ETableRight's xs:list enumeration as each version's published WSDL has it.
+fn table_right_flags(version: u8) -> &'static [Flag] {
+    const V86: &[Flag] = &[
+        ("Select", None),
+        ("Update", None),
+        ("Insert", None),
+        ("Delete", None),
+        ("Filtering", None),
+        ("RestrictedUpdate", None),
+    ];
+    const V88: &[Flag] = &[
+        ("Select", None),
+        ("Update", None),
+        ("Insert", None),
+        ("Delete", None),
+        ("Filtering", None),
+        ("RestrictedUpdate", None),
+        ("Unused1", None),
+        ("Uninitialized", None),
+        ("R", Some(1)),
+        ("F", Some(16)),
+    ];
+    if version >= 88 { V88 } else { V86 }
+}
+
+/// EFieldRight's xs:list enumeration as each version's published WSDL has it.
+fn field_right_flags(version: u8) -> &'static [Flag] {
+    const V86: &[Flag] = &[
+        ("Read", None),
+        ("Write", None),
+        ("Unused1", None),
+        ("Unused2", None),
+        ("Unused3", None),
+        ("Unused4", None),
+        ("UIHintMandatory", None),
+        ("UIHintReadOnly", None),
+        ("UndefinedValue256", None),
+    ];
+    const V88: &[Flag] = &[
+        ("Read", None),
+        ("Write", None),
+        ("Unused1", None),
+        ("Unused2", None),
+        ("Unused3", None),
+        ("Unused4", None),
+        ("UIHintMandatory", None),
+        ("UIHintReadOnly", None),
+        ("UndefinedValue256", None),
+        ("Nullable", Some(32)),
+    ];
+    if version >= 88 { V88 } else { V86 }
+}
 
 fn xsd_type(t: Ty) -> String {
     match t {
@@ -89,19 +142,24 @@ fn field_xsd(ty: FieldTy) -> (String, bool) {
 }
 
 /// A flags enumeration as an xs:list of its single flags (as the published WSDL types them).
-fn flags_type(name: &str, flags: &[(u32, &str)]) -> String {
+fn flags_type(name: &str, flags: &[Flag]) -> String {
     let mut s = format!(r#"<xs:simpleType name="{name}"><xs:list><xs:simpleType><xs:restriction base="xs:string">"#);
-    for (_, f) in flags {
-        s.push_str(&format!(r#"<xs:enumeration value="{f}"/>"#));
+    for (f, alias) in flags {
+        match alias {
+            None => s.push_str(&format!(r#"<xs:enumeration value="{f}"/>"#)),
+            Some(v) => s.push_str(&format!(
+                r#"<xs:enumeration value="{f}"><xs:annotation><xs:appinfo><EnumerationValue xmlns="http://schemas.microsoft.com/2003/10/Serialization/">{v}</EnumerationValue></xs:appinfo></xs:annotation></xs:enumeration>"#
+            )),
+        }
     }
     s.push_str("</xs:restriction></xs:simpleType></xs:list></xs:simpleType>");
     s
 }
 
 /// The rights types and the Carrier base every carrier extends.
-fn base_types() -> String {
-    let mut s = flags_type("ETableRight", TABLE_RIGHT_FLAGS);
-    s.push_str(&flags_type("EFieldRight", FIELD_RIGHT_FLAGS));
+fn base_types(version: u8) -> String {
+    let mut s = flags_type("ETableRight", table_right_flags(version));
+    s.push_str(&flags_type("EFieldRight", field_right_flags(version)));
     s.push_str(concat!(
         r#"<xs:complexType name="TableRight"><xs:sequence>"#,
         r#"<xs:element minOccurs="0" name="Mask" type="tns:ETableRight"/>"#,
@@ -177,32 +235,39 @@ fn request_headers(service: &str) -> &'static [&'static str] {
 
 const RESPONSE_HEADERS: &[&str] = &["ExceptionInfo", "Succeeded"];
 
-fn schema(ops: &[Operation]) -> String {
+fn schema(svc: Service, ops: &[Operation]) -> String {
+    let ns = svc.ns();
     let mut s = format!(
-        r#"<xs:schema elementFormDefault="qualified" targetNamespace="{NS}" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns="{NS}">"#
+        r#"<xs:schema elementFormDefault="qualified" targetNamespace="{ns}" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns="{ns}">"#
     );
-    s.push_str(r#"<xs:simpleType name="TemporaryKeyDomain"><xs:restriction base="xs:string">"#);
-    for d in Domain::ALL {
-        s.push_str(&format!(r#"<xs:enumeration value="{}"/>"#, d.name()));
-    }
-    s.push_str("</xs:restriction></xs:simpleType>");
-    s.push_str(&base_types());
+    s.push_str(&base_types(svc.version));
     s.push_str(&carrier_types(ops));
-    s.push_str(r#"<xs:complexType name="TemporaryKeyInfo"><xs:sequence>"#);
-    for f in TEMPORARY_KEY_INFO_FIELDS {
-        let (ty, nillable) = match *f {
-            "Domain" => ("tns:TemporaryKeyDomain", false),
-            "FieldProperties" => ("tns:FieldPropertyDictionary", true),
-            "IsExpired" => ("xs:boolean", false),
-            "Payload" => ("xs:string", true),
-            "TableRight" => ("tns:TableRight", true),
-            _ => ("xs:int", false),
-        };
-        s.push_str(&format!(
-            r#"<xs:element minOccurs="0" name="{f}" nillable="{nillable}" type="{ty}"/>"#
-        ));
+    let temporary_keys = ops
+        .iter()
+        .any(|o| o.returns == Returns::TemporaryKeyInfo || o.params.iter().any(|p| p.ty == Ty::Domain));
+    if temporary_keys {
+        s.push_str(r#"<xs:simpleType name="TemporaryKeyDomain"><xs:annotation><xs:appinfo><ActualType Name="short" Namespace="http://www.w3.org/2001/XMLSchema" xmlns="http://schemas.microsoft.com/2003/10/Serialization/"/></xs:appinfo></xs:annotation><xs:restriction base="xs:string">"#);
+        for d in ops::domains_in(svc.version) {
+            s.push_str(&format!(r#"<xs:enumeration value="{}"/>"#, d.name()));
+        }
+        s.push_str("</xs:restriction></xs:simpleType>");
+        s.push_str(r#"<xs:complexType name="TemporaryKeyInfo"><xs:complexContent mixed="false"><xs:extension base="tns:Carrier"><xs:sequence>"#);
+        for (f, since) in TEMPORARY_KEY_INFO_FIELDS {
+            if *since > svc.version {
+                continue;
+            }
+            let (ty, nillable) = match *f {
+                "Domain" => ("tns:TemporaryKeyDomain", false),
+                "IsExpired" => ("xs:boolean", false),
+                "Payload" => ("xs:string", true),
+                _ => ("xs:int", false),
+            };
+            s.push_str(&format!(
+                r#"<xs:element minOccurs="0" name="{f}" nillable="{nillable}" type="{ty}"/>"#
+            ));
+        }
+        s.push_str("</xs:sequence></xs:extension></xs:complexContent></xs:complexType>");
     }
-    s.push_str("</xs:sequence></xs:complexType>");
     s.push_str(concat!(
         r#"<xs:complexType name="SoCredentials"><xs:sequence><xs:element minOccurs="0" name="Ticket" nillable="true" type="xs:string"/></xs:sequence></xs:complexType>"#,
         r#"<xs:complexType name="SoTimeZone"><xs:sequence><xs:element minOccurs="0" name="SoTimeZoneId" type="xs:int"/><xs:element minOccurs="0" name="SoTimeZoneLocationCode" nillable="true" type="xs:string"/></xs:sequence></xs:complexType>"#,
@@ -251,15 +316,17 @@ fn schema(ops: &[Operation]) -> String {
     s
 }
 
-fn binding(service: &str, ops: &[Operation], soap: &str, name: &str) -> String {
+fn binding(svc: Service, ops: &[Operation], soap: &str, name: &str) -> String {
+    let service = svc.agent.name();
     let mut s = format!(r#"<wsdl:binding name="{name}" type="tns:{service}">"#);
     s.push_str(&format!(
         r#"<{soap}:binding transport="http://schemas.xmlsoap.org/soap/http"/>"#
     ));
     for op in ops {
         s.push_str(&format!(
-            r#"<wsdl:operation name="{0}"><{soap}:operation soapAction="{NS}/{service}/{0}" style="document"/><wsdl:input>"#,
-            op.name
+            r#"<wsdl:operation name="{}"><{soap}:operation soapAction="{}" style="document"/><wsdl:input>"#,
+            op.name,
+            svc.action(op)
         ));
         for h in request_headers(service) {
             s.push_str(&format!(
@@ -282,13 +349,17 @@ fn binding(service: &str, ops: &[Operation], soap: &str, name: &str) -> String {
     s
 }
 
-/// The WSDL of one service (`Person`, `SoPrincipal`) served at `address`.
-pub fn wsdl(service: &str, ops: &[Operation], address: &str) -> String {
+/// The WSDL of one service at one version, listing exactly that version's operations,
+/// served at `address`.
+pub fn wsdl(svc: Service, address: &str) -> String {
+    let service = svc.agent.name();
+    let ops = &svc.ops()[..];
+    let ns = svc.ns();
     let mut s = format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><wsdl:definitions name="{service}" targetNamespace="{NS}" xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns="{NS}">"#
+        r#"<?xml version="1.0" encoding="utf-8"?><wsdl:definitions name="{service}" targetNamespace="{ns}" xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:soap12="http://schemas.xmlsoap.org/wsdl/soap12/" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:tns="{ns}">"#
     );
     s.push_str("<wsdl:types>");
-    s.push_str(&schema(ops));
+    s.push_str(&schema(svc, ops));
     s.push_str("</wsdl:types>");
     for op in ops {
         s.push_str(&format!(
@@ -310,8 +381,8 @@ pub fn wsdl(service: &str, ops: &[Operation], address: &str) -> String {
         ));
     }
     s.push_str("</wsdl:portType>");
-    s.push_str(&binding(service, ops, "soap", &format!("BasicHttpBinding_{service}")));
-    s.push_str(&binding(service, ops, "soap12", &format!("Soap12Binding_{service}")));
+    s.push_str(&binding(svc, ops, "soap", &format!("BasicHttpBinding_{service}")));
+    s.push_str(&binding(svc, ops, "soap12", &format!("Soap12Binding_{service}")));
     let addr = esc(address);
     s.push_str(&format!(
         r#"<wsdl:service name="{service}"><wsdl:port name="BasicHttpBinding_{service}" binding="tns:BasicHttpBinding_{service}"><soap:address location="{addr}"/></wsdl:port><wsdl:port name="Soap12Binding_{service}" binding="tns:Soap12Binding_{service}"><soap12:address location="{addr}"/></wsdl:port></wsdl:service>"#
@@ -322,23 +393,52 @@ pub fn wsdl(service: &str, ops: &[Operation], address: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ops::{FOREIGN_SYSTEM, PERSON, PRINCIPAL};
+    use super::super::carrier::{
+        FIELD_FULL, FIELD_READ, FIELD_READ_ONLY, FIELD_RIGHT_FLAGS, TABLE_FULL, TABLE_RIGHT_FLAGS, TABLE_SELECT,
+        xml_flags,
+    };
+    use super::super::ops::{Agent, SOAP_VERSIONS};
     use super::*;
 
     #[test]
-    fn wsdl_is_well_formed_and_lists_every_operation() {
-        for (svc, ops) in [
-            ("Person", PERSON),
-            ("SoPrincipal", PRINCIPAL),
-            ("ForeignSystem", FOREIGN_SYSTEM),
-        ] {
-            let w = wsdl(svc, ops, "http://127.0.0.1:1/Remote/Services86/x.svc");
-            let root = crate::api::xml::parse(w.as_bytes()).unwrap();
-            assert_eq!(root.name, "definitions");
-            for op in ops {
-                assert!(w.contains(&format!(r#"<xs:element name="{}">"#, op.name)));
-                assert!(w.contains(&format!(r#"soapAction="{NS}/{svc}/{}""#, op.name)));
+    fn each_version_lists_exactly_its_operations_in_its_namespace() {
+        for version in SOAP_VERSIONS {
+            for agent in [Agent::Person, Agent::SoPrincipal, Agent::ForeignSystem] {
+                let svc = Service { agent, version };
+                let w = wsdl(svc, "http://127.0.0.1:1/Remote/x.svc");
+                let root = crate::api::xml::parse(w.as_bytes()).unwrap();
+                assert_eq!(root.name, "definitions");
+                assert!(w.contains(&format!(
+                    r#"targetNamespace="http://www.superoffice.net/ws/crm/NetServer/Services{version}""#
+                )));
+                for op in agent.ops() {
+                    let listed = w.contains(&format!(r#"<xs:element name="{}">"#, op.name));
+                    assert_eq!(listed, op.soap_since <= version, "{} in {version}", op.name);
+                    assert_eq!(
+                        w.contains(&format!(r#"soapAction="{}""#, svc.action(op))),
+                        op.soap_since <= version
+                    );
+                }
             }
+        }
+    }
+
+    #[test]
+    fn every_mask_the_server_writes_is_in_every_versions_enumeration() {
+        for version in SOAP_VERSIONS {
+            let table: Vec<&str> = table_right_flags(version).iter().map(|(n, _)| *n).collect();
+            let field: Vec<&str> = field_right_flags(version).iter().map(|(n, _)| *n).collect();
+            for m in [TABLE_FULL, TABLE_SELECT] {
+                for f in xml_flags(m, TABLE_RIGHT_FLAGS).split(' ') {
+                    assert!(table.contains(&f), "{f} in {version}");
+                }
+            }
+            for m in [FIELD_FULL, FIELD_READ, FIELD_READ_ONLY] {
+                for f in xml_flags(m, FIELD_RIGHT_FLAGS).split(' ') {
+                    assert!(field.contains(&f), "{f} in {version}");
+                }
+            }
+            assert!(!table.contains(&"FULL") && !field.contains(&"FULL"));
         }
     }
 }
