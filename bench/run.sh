@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# bench/run.sh: keygate's HTTP load figures, written into BENCHMARKS.md (issue 16).
+#
+#   bench/run.sh [--label before|after|NAME]
+#
+# It builds release (keygate and examples/ceiling.rs), starts keygate on a random loopback port
+# with a fresh database, a fixed secret and the bench routes on (KEYGATE_BENCH_ROUTES), makes an
+# organization with its API key, seeds keys straight into the database, and drives each row of
+# issue 16's table with wrk for DURATION seconds. Right before each row it measures the three
+# ceilings: (a) the bare handler of examples/ceiling.rs in a process of its own, (b) the same
+# handler in keygate's process outside its middleware (POST /_bench/bare), (c) inside it
+# (POST /_bench/middleware). Any answer that is not 2xx, or any socket error, fails the run.
+# It rewrites only its own section of BENCHMARKS.md (between the bench/run.sh markers); with
+# --label after, the stored "before" run stays next to the new one. wrk's raw outputs stay in
+# target/bench/<database>-<label>/.
+#
+# Settings (environment):
+#   DURATION=10        seconds per wrk run
+#   CONNS=64           connections
+#   THREADS=$(nproc)   wrk threads
+#   SIZES="1000 1000000"  native keys seeded for the verify rows (one row per size)
+#   BENCH_LABEL=before the label, as --label
+#   BENCH_POSTGRES=1   a throwaway durable PostgreSQL 15 (scripts/pg.sh) instead of SQLite
+#   BENCH_LOG_LEVEL=warn  keygate's log level
+#   BENCHMARKS=BENCHMARKS.md  the file to write
+#   TEMP_KEYS=1000, TEDEE_KEYS=6500, UNKNOWN_SHARE=0.1
+# It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
+# BENCH_POSTGRES=1 also psql.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+LABEL="${BENCH_LABEL:-before}"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --label) LABEL="${2:?--label needs a value}"; shift 2 ;;
+    --label=*) LABEL="${1#--label=}"; shift ;;
+    -h | --help) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+    esac
+done
+[[ "$LABEL" =~ ^[a-z0-9-]+$ ]] || die "--label takes lowercase letters, digits and dashes"
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-64}"
+THREADS="${THREADS:-$(nproc)}"
+SIZES="$(tr ' ' '\n' <<<"${SIZES:-1000 1000000}" | grep . | sort -n | xargs)"
+TEMP_KEYS="${TEMP_KEYS:-1000}"
+TEDEE_KEYS="${TEDEE_KEYS:-6500}"
+UNKNOWN_SHARE="${UNKNOWN_SHARE:-0.1}"
+LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
+BENCHMARKS="${BENCHMARKS:-BENCHMARKS.md}"
+DBKIND=sqlite
+[[ -n "${BENCH_POSTGRES:-}" ]] && DBKIND=postgres
+[[ -n "$SIZES" ]] || die "SIZES is empty"
+((THREADS <= CONNS)) || THREADS=$CONNS
+H="python3 bench/helper.py"
+
+for tool in python3 curl; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+[[ $DBKIND == postgres ]] && { command -v psql >/dev/null || die "psql is not installed (postgresql-client)"; }
+if ! command -v wrk >/dev/null; then
+    [[ $(id -u) -eq 0 ]] || die "wrk is not installed: apt-get install wrk (as root)"
+    echo "bench: installing wrk" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq wrk >&2 || { apt-get update -qq >&2 && apt-get install -y -qq wrk >&2; }
+fi
+
+echo "bench: building release" >&2
+cargo build --release --locked --bins --example ceiling
+
+WORK=$(mktemp -d)
+RAW="target/bench/$DBKIND-$LABEL"
+rm -rf "$RAW" && mkdir -p "$RAW"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+PID=
+CPID=
+PGDIR=
+cleanup() {
+    [[ -n "$PID" ]] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+    [[ -n "$CPID" ]] && { kill "$CPID" 2>/dev/null || true; wait "$CPID" 2>/dev/null || true; }
+    [[ -n "$PGDIR" ]] && bash scripts/pg.sh destroy "$PGDIR"
+    [[ -f "$WORK/keygate.log" ]] && cp "$WORK/keygate.log" "$RAW/keygate.log"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The secret keys every stored digest; the seeding computes the same digests with it.
+export KEYGATE_SECRET="bench-secret-bench-secret-bench-secret-0123456789"
+if [[ $DBKIND == postgres ]]; then
+    PGDIR="$WORK/pg"
+    mkdir -p "$PGDIR" && chmod 777 "$WORK" "$PGDIR"
+    ADMIN_URL=$(KEYGATE_PG_DURABLE=1 bash scripts/pg.sh start "$PGDIR")
+    psql -X -q "$ADMIN_URL" -c 'CREATE DATABASE keygate_bench'
+    DB="${ADMIN_URL%/*}/keygate_bench"
+    SEED_DB=(--postgres "$DB")
+else
+    DB="sqlite://$WORK/keygate.db"
+    SEED_DB=(--sqlite "$WORK/keygate.db")
+fi
+
+PORT=$(free_port)
+CPORT=$(free_port)
+KG="http://127.0.0.1:$PORT"
+CEILING="http://127.0.0.1:$CPORT/"
+target/release/examples/ceiling "127.0.0.1:$CPORT" 2>"$WORK/ceiling.log" &
+CPID=$!
+extra_env=()
+((CONNS + 16 <= 256)) || extra_env+=("KEYGATE_MAX_CONNECTIONS_PER_ADDRESS=$((CONNS + 16))")
+((CONNS + 16 <= 4096)) || extra_env+=("KEYGATE_MAX_CONNECTIONS=$((CONNS + 16))")
+env "${extra_env[@]}" KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL="$LOG_LEVEL" \
+    target/release/keygate serve --listen "127.0.0.1:$PORT" --database "$DB" 2>"$WORK/keygate.log" &
+PID=$!
+CEIL_BODY='{"key":"kgb_1.benchsecret1","scope":"read"}'
+for _ in $(seq 300); do
+    curl -sf "$KG/healthz" >/dev/null &&
+        curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$CEILING" >/dev/null && break
+    kill -0 "$PID" 2>/dev/null || { cat "$WORK/keygate.log" >&2; die "keygate did not start"; }
+    sleep 0.1
+done
+curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$KG/_bench/bare" >/dev/null ||
+    die "keygate does not serve /_bench/bare (KEYGATE_BENCH_ROUTES)"
+PASS=$(sed -nE 's/.*admin password: ([^ ]+).*/\1/p' "$WORK/keygate.log" | head -1)
+[[ -n "$PASS" ]] || die "no admin password in keygate's log"
+
+echo "bench: setting up over HTTP ($TEMP_KEYS temporary keys)" >&2
+SETUP="$WORK/setup.json"
+$H setup "$KG" "$PASS" "$SETUP" "$WORK/temp-keys.txt" "$TEMP_KEYS"
+get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SETUP" "$1"; }
+APIKEY=$(get api_key)
+USE_ID=$(get use_key_id)
+TICKET=$(get ticket)
+TEDEE_KEY=$(get tedee_key)
+# The Tedee organization's other keys: the other user's personal key (made over HTTP) and copies.
+$H seed "${SEED_DB[@]}" "$KEYGATE_SECRET" "$(get tedee_template_id)" 1 "$TEDEE_KEYS" 'bto_{i}.benchsecret{i}' 2
+$H check "$KG" "$SETUP" tedee
+$H check "$KG" "$SETUP" superoffice
+
+HWM_RESET=1
+# wrk for DURATION seconds: RAW/NAME.txt, failing on any answer that is not 2xx.
+drive() {
+    local name="$1"
+    shift
+    wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s --latency "$@" >"$RAW/$name.txt" 2>&1 ||
+        { cat "$RAW/$name.txt" >&2; die "wrk failed ($name)"; }
+    $H wrk "$RAW/$name.txt" >/dev/null || { cat "$RAW/$name.txt" >&2; die "$name: errors"; }
+    sleep 1
+}
+# row ID KIND SIZE TITLE WRK_ARGS...: the three ceilings, then the row, appended to RESULTS.
+row() {
+    local id="$1" kind="$2" size="$3" title="$4"
+    shift 4
+    echo "== $title" >&2
+    drive "$id.ceil_a" -s bench/post.lua "$CEILING" -- "$CEIL_BODY"
+    $H show "$RAW/$id.ceil_a.txt" "(a) ceiling, own process" >&2
+    drive "$id.ceil_b" -s bench/post.lua "$KG/_bench/bare" -- "$CEIL_BODY"
+    $H show "$RAW/$id.ceil_b.txt" "(b) in keygate, bare" >&2
+    drive "$id.ceil_c" -s bench/post.lua "$KG/_bench/middleware" -- "$CEIL_BODY"
+    $H show "$RAW/$id.ceil_c.txt" "(c) in keygate, middleware" >&2
+    # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
+    echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
+    drive "$id.main" "$@"
+    $H show "$RAW/$id.main.txt" "$id" >&2
+    local hwm rss
+    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
+    echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB" >&2
+    $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
+}
+
+# 1234567 -> 1,234,567
+thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
+UNKNOWN_PCT=$(awk -v s="$UNKNOWN_SHARE" 'BEGIN { printf "%g%%", s * 100 }')
+
+verify_row() {
+    local n="$1"
+    row "verify-$n" verify "$n" \
+        "\`POST /v1/keys/verify\` by \`X-API-Key\`, random keys of $(thousands "$n") ($UNKNOWN_PCT unknown)" \
+        -s bench/verify.lua "$KG" -- "$APIKEY" "$n" "$UNKNOWN_SHARE"
+}
+
+SEEDED=0
+FIRST=1
+for N in $SIZES; do
+    echo "bench: seeding native keys up to $N" >&2
+    $H seed "${SEED_DB[@]}" "$KEYGATE_SECRET" "$(get native_template_id)" "$SEEDED" "$N" 'kgb_{i}.benchsecret{i}' 1
+    SEEDED=$N
+    $H check "$KG" "$SETUP" verify "$N"
+    verify_row "$N"
+    if ((FIRST)); then
+        FIRST=0
+        row superoffice superoffice "$TEMP_KEYS" \
+            "SuperOffice \`CheckTemporaryKey\` by \`SOTicket\`, random keys of $(thousands "$TEMP_KEYS") ($UNKNOWN_PCT unknown)" \
+            -s bench/check_temporary_key.lua "$KG" -- "$TICKET" "$WORK/temp-keys.txt" "$UNKNOWN_SHARE"
+        row tedee tedee "$TEDEE_KEYS" \
+            "Tedee \`GET .../personalaccesskey\` by \`PersonalKey\`, $(thousands "$TEDEE_KEYS") other keys in the org" \
+            -H "Authorization: PersonalKey $TEDEE_KEY" "$KG/api/v37/my/personalaccesskey"
+        $H check "$KG" "$SETUP" use
+        # Exactness: used_count must grow by the answers wrk counted, plus at most the requests
+        # in flight when it stopped (answered after it counted them).
+        U0=$($H used "$KG" "$SETUP")
+        row use use 1 "contended \`POST /v1/keys/{id}/use\`, one key without a use limit" \
+            -H "X-API-Key: $APIKEY" -s bench/post.lua "$KG/v1/keys/$USE_ID/use"
+        sleep 1
+        U1=$($H used "$KG" "$SETUP")
+        # Patch the use row's extra with the counts (row() wrote it with {}).
+        python3 - "$RESULTS" "$U0" "$U1" "$CONNS" <<'EOF'
+import json, sys
+path, u0, u1, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = [json.loads(l) for l in open(path) if l.strip()]
+r = rows[-1]
+delta, answered = u1 - u0, r["main"]["requests"]
+r["extra"] = {"delta": delta, "exact": answered <= delta <= answered + conns}
+open(path, "w").write("".join(json.dumps(x) + "\n" for x in rows))
+if not r["extra"]["exact"]:
+    print(f"bench: used_count grew by {delta} for {answered} answers", file=sys.stderr)
+EOF
+        row create create 0 "\`POST /v1/keys\` (create)" -s bench/create.lua "$KG" -- "$APIKEY"
+    fi
+done
+
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD 2>/dev/null || commit="$commit with uncommitted changes"
+cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
+[[ $DBKIND == postgres ]] && cmd="BENCH_POSTGRES=1 $cmd"
+cmd="$cmd bench/run.sh --label $LABEL"
+export B_DB="$DBKIND" B_LABEL="$LABEL" B_CMD="$cmd" B_COMMIT="$commit" B_HWM_RESET="$HWM_RESET" \
+    B_DURATION="$DURATION" B_CONNS="$CONNS" B_THREADS="$THREADS" B_LOG_LEVEL="$LOG_LEVEL" \
+    B_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$WORK/meta.json" <<'EOF'
+import datetime, json, os, platform, re, subprocess, sys
+e = os.environ
+def out(*cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError:
+        return "?"
+    return r.stdout.strip() or r.stderr.strip()
+cpu = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read())
+mem = int(re.search(r"MemTotal:\s*(\d+)", open("/proc/meminfo").read()).group(1))
+meta = {
+    "db": e["B_DB"],
+    "db_title": {"sqlite": "SQLite", "postgres": "PostgreSQL 15"}[e["B_DB"]],
+    "label": e["B_LABEL"],
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "command": e["B_CMD"],
+    "commit": e["B_COMMIT"],
+    "machine": {
+        "nproc": os.cpu_count(),
+        "cpu": cpu.group(1).strip() if cpu else "?",
+        "ram": f"{mem / 1048576:.1f} GiB",
+        "kernel": platform.release(),
+        "rustc": " ".join(out("rustc", "--version").split()[:2]),
+        "wrk": " ".join(out("wrk", "-v").split()[:2]),
+        "load": e["B_LOAD"],
+    },
+    "settings": {
+        "duration": int(e["B_DURATION"]),
+        "conns": int(e["B_CONNS"]),
+        "threads": int(e["B_THREADS"]),
+        "log_level": e["B_LOG_LEVEL"],
+        "hwm_reset": e["B_HWM_RESET"] == "1",
+    },
+}
+json.dump(meta, open(sys.argv[1], "w"))
+EOF
+cp "$RESULTS" "$RAW/results.jsonl"
+$H report "$RESULTS" "$WORK/meta.json" "$BENCHMARKS"
+echo "bench: wrote $BENCHMARKS (raw wrk output in $RAW)" >&2
