@@ -57,6 +57,29 @@ pub const EVENTS_LOCK: i64 = 0x6b67_6576; // "kgev"
 /// Advisory lock key held by bootstrap.
 pub const BOOTSTRAP_LOCK: i64 = 0x6b67_6273; // "kgbs"
 
+/// The credential listing's SQL for the filters that are set (see the SQLite store's): each one
+/// an equality the planner can put on an index. Parameters, in order: org_id, then kind,
+/// owner_id and after when set, then the limit.
+pub fn list_credentials_sql(f: &CredentialFilter) -> String {
+    let mut sql = format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = $1");
+    let mut n = 1;
+    let mut and = |col: &str, op: &str| {
+        n += 1;
+        sql.push_str(&format!(" AND {col} {op} ${n}"));
+    };
+    if f.kind.is_some() {
+        and("kind", "=");
+    }
+    if f.owner_id.is_some() {
+        and("owner_id", "=");
+    }
+    if f.after.is_some() {
+        and("id", ">");
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
+    sql
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -631,22 +654,23 @@ impl Store for PgStore {
     }
 
     async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
-        sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 \
-             AND ($2::text IS NULL OR kind = $2) AND ($3::uuid IS NULL OR owner_id = $3) \
-             AND ($4::uuid IS NULL OR id > $4) \
-             ORDER BY id LIMIT $5"
-        ))
-        .bind(org_id)
-        .bind(f.kind.map(|k| k.as_str()))
-        .bind(f.owner_id)
-        .bind(f.after)
-        .bind(i64::from(f.limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(cred_from)
-        .collect()
+        let sql = list_credentials_sql(f);
+        let mut q = sqlx::query(&sql).bind(org_id);
+        if let Some(k) = f.kind {
+            q = q.bind(k.as_str());
+        }
+        if let Some(o) = f.owner_id {
+            q = q.bind(o);
+        }
+        if let Some(a) = f.after {
+            q = q.bind(a);
+        }
+        q.bind(i64::from(f.limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(cred_from)
+            .collect()
     }
 
     async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {

@@ -34,6 +34,26 @@ pub struct SqliteStore {
 const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
      used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by";
 
+/// The credential listing's SQL for the filters that are set: each one is an equality (or the
+/// cursor's range) in the text, so the planner puts it on `credentials_owner`, `credentials_org_kind`
+/// or `credentials_org`. (`(? IS NULL OR col = ?)` kept SQLite on `credentials_org`, reading every
+/// credential of the organization to list one user's personal keys.) Parameters, in order:
+/// org_id, then kind, owner_id and after when set, then the limit.
+pub fn list_credentials_sql(f: &CredentialFilter) -> String {
+    let mut sql = format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = ?");
+    if f.kind.is_some() {
+        sql.push_str(" AND kind = ?");
+    }
+    if f.owner_id.is_some() {
+        sql.push_str(" AND owner_id = ?");
+    }
+    if f.after.is_some() {
+        sql.push_str(" AND id > ?");
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    sql
+}
+
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -629,21 +649,23 @@ impl Store for SqliteStore {
     }
 
     async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
-        sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? \
-             AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR owner_id = ?3) AND (?4 IS NULL OR id > ?4) \
-             ORDER BY id LIMIT ?5"
-        ))
-        .bind(org_id.to_string())
-        .bind(f.kind.map(|k| k.as_str()))
-        .bind(f.owner_id.map(|u| u.to_string()))
-        .bind(f.after.map(|u| u.to_string()))
-        .bind(i64::from(f.limit))
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(cred_from)
-        .collect()
+        let sql = list_credentials_sql(f);
+        let mut q = sqlx::query(&sql).bind(org_id.to_string());
+        if let Some(k) = f.kind {
+            q = q.bind(k.as_str());
+        }
+        if let Some(o) = f.owner_id {
+            q = q.bind(o.to_string());
+        }
+        if let Some(a) = f.after {
+            q = q.bind(a.to_string());
+        }
+        q.bind(i64::from(f.limit))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(cred_from)
+            .collect()
     }
 
     async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {

@@ -7,6 +7,7 @@
 mod pg;
 
 mod bulk;
+mod credential_plans;
 mod foreign;
 mod plans;
 
