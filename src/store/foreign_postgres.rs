@@ -22,26 +22,42 @@ pub mod sql {
          WHERE a.org_id = $1 AND d.org_id = $1 AND a.name = $2 AND d.name = $3 AND d.identifier = $4";
     pub const DEVICE_BY_ID: &str = "SELECT * FROM foreign_devices WHERE org_id = $1 AND id = $2";
     pub const DEVICES_OF_APP: &str = "SELECT * FROM foreign_devices WHERE org_id = $1 AND app_id = $2 ORDER BY id";
-    /// Index `foreign_keys_name` (its `device_id` prefix at least).
-    pub const KEYS_OF_DEVICE: &str = "SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2 \
-         AND ($3 IS NULL OR key_name = $3) AND ($4 IS NULL OR table_name = $4) AND ($5 IS NULL OR record_id = $5) \
-         ORDER BY id LIMIT $6";
     pub const KEYS_OF_APP: &str = "SELECT k.* FROM foreign_keys k JOIN foreign_devices d ON d.id = k.device_id \
          WHERE k.org_id = $1 AND d.org_id = $1 AND d.app_id = $2 ORDER BY k.id LIMIT $3";
     /// Index `foreign_keys_value`: the digest finds the row, the value itself is then compared.
     pub const KEY_BY_VALUE: &str = "SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2 \
-         AND key_name = $3 AND value_digest = $4 AND value = $5 AND ($6 IS NULL OR table_name = $6) \
-         ORDER BY id LIMIT 1";
+         AND key_name = $3 AND value_digest = $4 AND value = $5 ORDER BY id LIMIT 1";
+    /// [`KEY_BY_VALUE`] in one table: the same index, the table compared on the rows it finds.
+    pub const KEY_BY_VALUE_IN_TABLE: &str = "SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2 \
+         AND key_name = $3 AND value_digest = $4 AND value = $5 AND table_name = $6 ORDER BY id LIMIT 1";
     /// Index `foreign_keys_entity`.
     pub const KEYS_ON_ENTITY: &str = "SELECT k.*, a.name AS app_name, d.name AS device_name FROM foreign_keys k \
          JOIN foreign_devices d ON d.id = k.device_id JOIN foreign_apps a ON a.id = d.app_id \
          WHERE k.org_id = $1 AND k.table_name = $2 AND k.record_id = $3 ORDER BY k.id LIMIT $4";
-    /// Index `foreign_keys_name` (the upsert address, and a lookup that gives all of it).
-    pub const KEY_AT: &str = "SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2 AND key_name = $3 \
-         AND table_name = $4 AND record_id = $5 LIMIT $6";
-    /// The `(device_id, key_name)` prefix of `foreign_keys_name` or `foreign_keys_value`.
-    pub const KEYS_NAMED: &str = "SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2 AND key_name = $3 \
-         AND ($4 IS NULL OR table_name = $4) AND ($5 IS NULL OR record_id = $5) ORDER BY id LIMIT $6";
+
+    /// A device's keys matching a filter, with only the filters that are set in the text (the
+    /// planner cannot put an `($3 IS NULL OR key_name = $3)` on an index): the full address is the
+    /// unique `foreign_keys_name` (the upsert's lookup), a key name its `(device_id, key_name)`
+    /// prefix, else the `device_id` prefix. The limit is in the text (it is the store's number: 1,
+    /// the list cap or all): with `LIMIT $n` a generic plan assumes a tenth of the rows are wanted
+    /// and walked the primary key of the whole table in id order, filtering on the device.
+    /// Parameters, in order: org_id, device_id, then key_name, table_name and record_id when set.
+    pub fn keys_of_device(f: &crate::core::foreign::KeyFilter, limit: i64) -> String {
+        let mut sql = String::from("SELECT * FROM foreign_keys WHERE org_id = $1 AND device_id = $2");
+        let mut n = 2;
+        for (set, col) in [
+            (f.key_name.is_some(), "key_name"),
+            (f.table_name.is_some(), "table_name"),
+            (f.record_id.is_some(), "record_id"),
+        ] {
+            if set {
+                n += 1;
+                sql.push_str(&format!(" AND {col} = ${n}"));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+        sql
+    }
 }
 
 fn id32(row: &PgRow, col: &str) -> Result<i32> {
@@ -197,23 +213,18 @@ pub(super) async fn keys_of_device<'e, E: Executor<'e, Database = Postgres>>(
     f: &KeyFilter,
     limit: i64,
 ) -> Result<Vec<ForeignKey>> {
-    let q = match (&f.key_name, &f.table_name, f.record_id) {
-        (Some(_), Some(_), Some(_)) => sql::KEY_AT,
-        (Some(_), _, _) => sql::KEYS_NAMED,
-        _ => sql::KEYS_OF_DEVICE,
-    };
-    sqlx::query(q)
-        .bind(org)
-        .bind(device_id)
-        .bind(f.key_name.as_deref())
-        .bind(f.table_name.as_deref())
-        .bind(f.record_id)
-        .bind(limit)
-        .fetch_all(ex)
-        .await?
-        .iter()
-        .map(key_from)
-        .collect()
+    let q = sql::keys_of_device(f, limit);
+    let mut query = sqlx::query(&q).bind(org).bind(device_id);
+    if let Some(k) = &f.key_name {
+        query = query.bind(k.as_str());
+    }
+    if let Some(t) = &f.table_name {
+        query = query.bind(t.as_str());
+    }
+    if let Some(r) = f.record_id {
+        query = query.bind(r);
+    }
+    query.fetch_all(ex).await?.iter().map(key_from).collect()
 }
 
 async fn insert_app(tx: &mut Tx<'_>, name: &str, s: &Stamp) -> Result<ForeignApp> {
@@ -510,18 +521,25 @@ pub(super) async fn key_by_value(
     value: &str,
     table_name: Option<&str>,
 ) -> Result<Option<ForeignKey>> {
-    sqlx::query(sql::KEY_BY_VALUE)
-        .bind(org)
-        .bind(device_id)
-        .bind(key_name)
-        .bind(value_digest(value))
-        .bind(value)
-        .bind(table_name)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(key_from)
-        .transpose()
+    let q = sqlx::query(if table_name.is_some() {
+        sql::KEY_BY_VALUE_IN_TABLE
+    } else {
+        sql::KEY_BY_VALUE
+    })
+    .bind(org)
+    .bind(device_id)
+    .bind(key_name)
+    .bind(value_digest(value))
+    .bind(value);
+    match table_name {
+        Some(t) => q.bind(t),
+        None => q,
+    }
+    .fetch_optional(pool)
+    .await?
+    .as_ref()
+    .map(key_from)
+    .transpose()
 }
 
 pub(super) async fn keys_on_entity(
