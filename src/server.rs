@@ -13,7 +13,7 @@ use crate::store;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, delete, get, post, put};
 use base64::Engine as _;
@@ -319,11 +319,17 @@ pub fn router(state: AppState) -> Router {
     }
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let limit = state.settings.body_limit_bytes;
+    // One `layer` call: each `Router::layer` wraps every route once more (a boxed service
+    // cloned and a boxed future per request), so the three steps are one stack, outermost
+    // first: the body limit, the timeout, then `Track` right around the route.
     let app = app
         .fallback(no_route)
-        .layer(middleware::from_fn(track))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+                .layer(TrackLayer::default()),
+        )
         .with_state(state);
     let app = with_canonical_case(app);
     if bench {
@@ -348,104 +354,301 @@ const CASE_INSENSITIVE_SURFACES: &[&str] = &["superoffice", "tedee"];
 /// case-insensitive surface only without regard to case is rewritten to that route's spelling
 /// (see [`canonical_path`]); the query string is kept as sent.
 fn with_canonical_case(app: Router) -> Router {
-    let patterns: Arc<Vec<&'static str>> = Arc::new(
-        surface_routes()
-            .into_iter()
-            .filter(|(_, _, surface, _)| CASE_INSENSITIVE_SURFACES.contains(surface))
-            .map(|(_, path, _, _)| path)
-            .collect(),
-    );
-    Router::new()
-        .fallback_service(app)
-        .layer(middleware::from_fn(move |mut req: Request, next: Next| {
-            if let Some(path) = canonical_path(&patterns, req.uri().path()) {
-                let path_and_query = match req.uri().query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
-                };
-                let mut parts = req.uri().clone().into_parts();
-                if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(path_and_query) {
-                    parts.path_and_query = Some(pq);
-                    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
-                        *req.uri_mut() = uri;
-                    }
-                }
+    let patterns: Vec<&'static str> = surface_routes()
+        .into_iter()
+        .filter(|(_, _, surface, _)| CASE_INSENSITIVE_SURFACES.contains(surface))
+        .map(|(_, path, _, _)| path)
+        .collect();
+    let case = Arc::new(CanonicalCase::new(patterns));
+    // A plain request map (no boxed `Next`): it runs on every request, and for paths outside
+    // these surfaces' first segments it only compares one segment.
+    Router::new().fallback_service(tower::ServiceExt::map_request(app, move |mut req: Request| {
+        case.rewrite(&mut req);
+        req
+    }))
+}
+
+/// The route patterns of the case-insensitive surfaces, and the first segments they start
+/// with (`api`, `Remote`), so that every other path (`/v1/...`) is passed by at the cost of
+/// comparing one segment.
+struct CanonicalCase {
+    patterns: Vec<&'static str>,
+    /// `None` when a pattern starts with a parameter: then every path is looked at.
+    first_segments: Option<Vec<&'static str>>,
+}
+
+impl CanonicalCase {
+    fn new(patterns: Vec<&'static str>) -> Self {
+        let mut first: Vec<&'static str> = vec![];
+        let mut any_param = false;
+        for p in &patterns {
+            let seg = p.trim_start_matches('/').split('/').next().unwrap_or("");
+            if seg.starts_with('{') {
+                any_param = true;
+            } else if !first.iter().any(|f| f.eq_ignore_ascii_case(seg)) {
+                first.push(seg);
             }
-            next.run(req)
-        }))
+        }
+        CanonicalCase {
+            patterns,
+            first_segments: (!any_param).then_some(first),
+        }
+    }
+
+    /// Could `path` be one of the patterns' paths (by its first segment, without regard to case)?
+    fn may_match(&self, path: &str) -> bool {
+        let Some(first) = &self.first_segments else {
+            return true;
+        };
+        let seg = path.strip_prefix('/').unwrap_or(path).split('/').next().unwrap_or("");
+        first.iter().any(|f| f.eq_ignore_ascii_case(seg))
+    }
+
+    fn rewrite(&self, req: &mut Request) {
+        if !self.may_match(req.uri().path()) {
+            return;
+        }
+        let Some(path) = canonical_path(&self.patterns, req.uri().path()) else {
+            return;
+        };
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(path_and_query) {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+}
+
+/// How `path` matches `pattern`: `None` when it does not; else the number of literal segments
+/// and whether any of them is spelled otherwise than in the pattern. Parameters match any
+/// non-empty segment; a wildcard (`{*rest}`) the non-empty rest, as the router does.
+fn match_pattern(pattern: &str, path: &str) -> Option<(usize, bool)> {
+    let mut segs = path.split('/');
+    let mut literals = 0;
+    let mut differs = false;
+    for p in pattern.split('/') {
+        let param = p.starts_with('{') && p.ends_with('}');
+        if param && p.starts_with("{*") {
+            return segs.any(|s| !s.is_empty()).then_some((literals, differs));
+        }
+        let seg = segs.next()?;
+        if param {
+            if seg.is_empty() {
+                return None;
+            }
+        } else if p == seg {
+            literals += 1;
+        } else if p.eq_ignore_ascii_case(seg) {
+            literals += 1;
+            differs = true;
+        } else {
+            return None;
+        }
+    }
+    segs.next().is_none().then_some((literals, differs))
 }
 
 /// The spelling of `path` in the route `patterns` when it matches one of them only without
 /// regard to case: literal segments take the pattern's spelling; parameter segments (`{id}`,
 /// `{*rest}`) keep the request's, so ids and names pass unchanged. `None` when no pattern
 /// matches or the path is already spelled so. Of several matches, the one with the most
-/// literal segments wins (`.../personalaccesskey` over `.../{*rest}`).
+/// literal segments wins (`.../personalaccesskey` over `.../{*rest}`). Nothing is allocated
+/// unless the path is rewritten.
 pub fn canonical_path(patterns: &[&str], path: &str) -> Option<String> {
-    let segs: Vec<&str> = path.split('/').collect();
-    let mut best: Option<(usize, String)> = None;
+    let mut best: Option<(usize, bool, &str)> = None;
     for pattern in patterns {
-        let mut out: Vec<&str> = Vec::with_capacity(segs.len());
-        let mut literals = 0;
-        let mut i = 0;
-        let mut matched = true;
-        for p in pattern.split('/') {
-            let param = p.starts_with('{') && p.ends_with('}');
-            if param && p.starts_with("{*") {
-                // A wildcard takes the non-empty rest, as the router does.
-                matched = i < segs.len() && segs[i..].iter().any(|s| !s.is_empty());
-                out.extend(segs.get(i..).unwrap_or_default());
-                i = segs.len();
-                break;
+        if let Some((literals, differs)) = match_pattern(pattern, path) {
+            if best.is_none_or(|(n, _, _)| literals > n) {
+                best = Some((literals, differs, pattern));
             }
-            match segs.get(i) {
-                Some(seg) if param && !seg.is_empty() => out.push(seg),
-                Some(seg) if !param && p.eq_ignore_ascii_case(seg) => {
-                    out.push(p);
-                    literals += 1;
-                }
-                _ => {
-                    matched = false;
-                    break;
-                }
-            }
-            i += 1;
-        }
-        if matched && i == segs.len() && best.as_ref().is_none_or(|(n, _)| literals > *n) {
-            best = Some((literals, out.join("/")));
         }
     }
-    best.map(|(_, p)| p).filter(|p| p != path)
+    let (_, true, pattern) = best? else {
+        return None;
+    };
+    // Spell it: the pattern's literals, the request's parameter segments and wildcard rest.
+    let mut out = String::with_capacity(path.len());
+    let mut segs = path.split('/');
+    for (i, p) in pattern.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if p.starts_with("{*") && p.ends_with('}') {
+            let rest: Vec<&str> = segs.by_ref().collect();
+            out.push_str(&rest.join("/"));
+            break;
+        }
+        let seg = segs.next().unwrap_or("");
+        if p.starts_with('{') && p.ends_with('}') {
+            out.push_str(seg);
+        } else {
+            out.push_str(p);
+        }
+    }
+    Some(out)
 }
 
 async fn no_route() -> Response {
     api::ApiError(Error::NotFound("route")).into_response()
 }
 
-/// Metrics and one log line per request: method, matched route, status and latency. The raw
-/// URI (which could carry a key in a query string) and headers are never logged.
-async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let secs = start.elapsed().as_secs_f64();
-    metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("keygate_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone()).record(secs);
-    match resp.headers().get(tedee::CORRELATION_ID).and_then(|v| v.to_str().ok()) {
-        Some(correlation_id) => {
-            tracing::info!(%method, route, status, ms = secs * 1000.0, correlation_id, "request")
+/// The target of the per-request log line. The line is at `debug`: off at the default level
+/// (`info`), on with `log_level = "info,keygate::access=debug"` (or any `debug` filter).
+pub const ACCESS_LOG_TARGET: &str = "keygate::access";
+
+/// `keygate_http_requests_total` and `keygate_http_request_duration_seconds`: the handles of
+/// each (method, route, status) seen, kept so that a request does not build label strings and
+/// look the series up in the recorder again. Every route is a pattern of the route table (or
+/// `unmatched`), but a client can send any method name: past `MAX_CACHED` entries a new
+/// combination is recorded without being kept (as every request was before).
+#[derive(Default)]
+struct HttpMetrics {
+    by_route: std::sync::RwLock<std::collections::HashMap<Arc<str>, Vec<MetricHandles>>>,
+    cached: std::sync::atomic::AtomicUsize,
+}
+
+struct MetricHandles {
+    method: axum::http::Method,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl HttpMetrics {
+    const MAX_CACHED: usize = 4096;
+
+    fn record(&self, method: &axum::http::Method, route: &str, status: u16, secs: f64) {
+        let hit = |entries: &Vec<MetricHandles>| {
+            entries
+                .iter()
+                .find(|e| e.status == status && e.method == *method)
+                .map(|e| {
+                    e.requests.increment(1);
+                    e.duration.record(secs);
+                })
+                .is_some()
+        };
+        {
+            let map = self.by_route.read().unwrap_or_else(|e| e.into_inner());
+            if map.get(route).is_some_and(hit) {
+                return;
+            }
         }
-        None => tracing::info!(%method, route, status, ms = secs * 1000.0, "request"),
+        let handles = MetricHandles {
+            method: method.clone(),
+            status,
+            requests: metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status.to_string()),
+            duration: metrics::histogram!("keygate_http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_string()),
+        };
+        handles.requests.increment(1);
+        handles.duration.record(secs);
+        use std::sync::atomic::Ordering;
+        if self.cached.load(Ordering::Relaxed) >= Self::MAX_CACHED {
+            return;
+        }
+        let mut map = self.by_route.write().unwrap_or_else(|e| e.into_inner());
+        let entries = map.entry(Arc::from(route)).or_default();
+        // Another request may have cached it meanwhile.
+        if !entries.iter().any(|e| e.status == status && e.method == *method) {
+            entries.push(handles);
+            self.cached.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    if resp.status() == StatusCode::REQUEST_TIMEOUT {
-        tracing::warn!(route, "request timed out");
+}
+
+/// Metrics and a log line per request (see [`Track`]).
+#[derive(Clone, Default)]
+struct TrackLayer {
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
-    resp
+}
+
+/// Around each route: the two HTTP metrics, and the request's log line at `debug` under
+/// [`ACCESS_LOG_TARGET`] (method, matched route, status, latency, and Tedee's correlation id).
+/// The raw URI (which could carry a key in a query string) and headers are never logged.
+/// A plain service with its own future: nothing is boxed or allocated per request here.
+#[derive(Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        TrackFuture {
+            start: Instant::now(),
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            metrics: self.metrics.clone(),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+struct TrackFuture<F> {
+    inner: F,
+    start: Instant,
+    method: axum::http::Method,
+    route: Option<MatchedPath>,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<F, E> std::future::Future for TrackFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        let resp = match std::pin::Pin::new(&mut this.inner).poll(cx) {
+            std::task::Poll::Ready(Ok(resp)) => resp,
+            other => return other,
+        };
+        let status = resp.status().as_u16();
+        let secs = this.start.elapsed().as_secs_f64();
+        let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let method = &this.method;
+        this.metrics.record(method, route, status, secs);
+        match resp.headers().get(tedee::CORRELATION_ID).and_then(|v| v.to_str().ok()) {
+            Some(correlation_id) => tracing::debug!(
+                target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, correlation_id, "request"
+            ),
+            None => tracing::debug!(target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, "request"),
+        }
+        if status == StatusCode::REQUEST_TIMEOUT.as_u16() {
+            tracing::warn!(route, "request timed out");
+        }
+        std::task::Poll::Ready(Ok(resp))
+    }
 }
 
 /// Load the server secret: `KEYGATE_SECRET`, or the secret file (generated on first start).
@@ -532,6 +735,7 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
         .await
         .map_err(describe)?;
     store.migrate().await.map_err(describe)?;
+    let store = store::cache::wrap(store, settings.credential_cache_entries);
     Service::new(store, hasher, clock, settings)
 }
 
@@ -546,8 +750,10 @@ pub fn describe(e: Error) -> String {
 pub fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if settings.log_format == "json" {
         builder.json().try_init()

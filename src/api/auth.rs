@@ -6,8 +6,9 @@
 //! organizations; of several valid ones, this order picks the caller: Basic, ticket, Bearer,
 //! personal key, API key, session.
 
-use super::extract::ClientAddr;
+use super::extract::client_ip;
 use super::{ApiError, AppState};
+use crate::core::net::address_key;
 use crate::error::Error;
 use crate::service::Principal;
 use axum::extract::FromRequestParts;
@@ -53,28 +54,66 @@ pub async fn authenticate(
     method: &Method,
     source: &str,
 ) -> Result<Principal, Error> {
+    authenticate_from(state, headers, method, || source.to_string()).await
+}
+
+/// Of the valid credentials found so far: the caller (the lowest rank in the README's order)
+/// and whether any two belong to different organizations.
+#[derive(Default)]
+struct Found {
+    caller: Option<(u8, Principal)>,
+    mixed: bool,
+}
+
+impl Found {
+    fn add(&mut self, rank: u8, p: Principal) {
+        match &self.caller {
+            Some((r, c)) => {
+                self.mixed |= c.org_id != p.org_id;
+                if rank < *r {
+                    self.caller = Some((rank, p));
+                }
+            }
+            None => self.caller = Some((rank, p)),
+        }
+    }
+}
+
+/// [`authenticate`], with the client address (which only a password login counts) asked for
+/// only when a `Basic` credential is present.
+pub async fn authenticate_from(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    source: impl FnOnce() -> String,
+) -> Result<Principal, Error> {
     let svc = &state.svc;
-    // (rank in the README's order, the caller it authenticates)
-    let mut found: Vec<(u8, Principal)> = vec![];
+    let mut found = Found::default();
+    let mut source = Some(source);
+    let mut src: Option<String> = None;
     let authorizations = headers.get_all(header::AUTHORIZATION);
     for v in authorizations.iter() {
         let v = v.to_str().map_err(|_| Error::Unauthenticated)?;
         let (scheme, value) = v.trim().split_once(' ').ok_or(Error::Unauthenticated)?;
         let value = value.trim();
-        found.push(match scheme.to_ascii_lowercase().as_str() {
-            "basic" => {
-                let (u, p) = decode_basic(value).ok_or(Error::Unauthenticated)?;
-                (0, svc.auth_basic(&u, &p, source).await?)
-            }
-            "soticket" => (1, svc.auth_ticket(value).await?),
-            "bearer" => (2, svc.auth_bearer(value).await?),
-            "personalkey" => (3, svc.auth_personal_key(value).await?),
-            _ => return Err(Error::Unauthenticated),
-        });
+        let is = |name: &str| scheme.eq_ignore_ascii_case(name);
+        if is("basic") {
+            let (u, p) = decode_basic(value).ok_or(Error::Unauthenticated)?;
+            let src = src.get_or_insert_with(|| source.take().map(|f| f()).unwrap_or_default());
+            found.add(0, svc.auth_basic(&u, &p, src).await?);
+        } else if is("soticket") {
+            found.add(1, svc.auth_ticket(value).await?);
+        } else if is("bearer") {
+            found.add(2, svc.auth_bearer(value).await?);
+        } else if is("personalkey") {
+            found.add(3, svc.auth_personal_key(value).await?);
+        } else {
+            return Err(Error::Unauthenticated);
+        }
     }
     for k in headers.get_all("x-api-key").iter() {
         let k = k.to_str().map_err(|_| Error::Unauthenticated)?;
-        found.push((4, svc.auth_api_key(k.trim()).await?));
+        found.add(4, svc.auth_api_key(k.trim()).await?);
     }
     if authorizations.iter().next().is_none() {
         if let Some(session) = cookie(headers, SESSION_COOKIE) {
@@ -83,16 +122,16 @@ pub async fn authenticate(
             let p = svc
                 .auth_session(session, cookie(headers, XSRF_COOKIE), header, unsafe_method)
                 .await?;
-            found.push((5, p));
+            found.add(5, p);
         }
     }
-    found.sort_by_key(|(rank, _)| *rank);
-    let mut found = found.into_iter().map(|(_, p)| p);
-    let caller = found.next().ok_or(Error::Unauthenticated)?;
-    if found.any(|p| p.org_id != caller.org_id) {
-        return Err(Error::Unauthenticated);
+    match found {
+        Found { mixed: true, .. } | Found { caller: None, .. } => Err(Error::Unauthenticated),
+        Found {
+            caller: Some((_, caller)),
+            ..
+        } => Ok(caller),
     }
-    Ok(caller)
 }
 
 /// The authenticated caller of a native API route.
@@ -103,10 +142,16 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ClientAddr(source) = ClientAddr::from_request_parts(parts, state)
-            .await
-            .unwrap_or(ClientAddr("unknown".into()));
-        Ok(Auth(authenticate(state, &parts.headers, &parts.method, &source).await?))
+        // The client address costs a string; only a password login needs it.
+        let parts = &*parts;
+        let source = || {
+            client_ip(parts, &state.net.trusted_proxies)
+                .map(address_key)
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Ok(Auth(
+            authenticate_from(state, &parts.headers, &parts.method, source).await?,
+        ))
     }
 }
 

@@ -31,8 +31,15 @@ pub fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    mime == "application/json" || mime == "text/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    let (kind, subtype) = mime.split_once('/').unwrap_or((mime, ""));
+    let subtype_is_json = subtype.eq_ignore_ascii_case("json");
+    (kind.eq_ignore_ascii_case("application")
+        && (subtype_is_json
+            || (subtype.len() >= 5
+                && subtype.is_char_boundary(subtype.len() - 5)
+                && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))))
+        || (kind.eq_ignore_ascii_case("text") && subtype_is_json)
 }
 
 /// Turn a serde error into a 400 that names the field.
@@ -59,8 +66,17 @@ fn field_error<E: std::fmt::Display>(path: String, inner: E) -> Error {
     Error::invalid(field, msg)
 }
 
-/// Parse JSON, naming the offending field on error.
+/// Parse JSON, naming the offending field on error. The body is parsed once without keeping
+/// track of the path; only a body that fails is parsed again to name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_json_tracked(bytes),
+    }
+}
+
+/// [`parse_json`]'s slow path: the error names the field.
+fn parse_json_tracked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

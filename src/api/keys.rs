@@ -317,7 +317,38 @@ impl From<Verification> for VerifyResponse {
         VerifyResponse {
             valid: v.code.is_valid(),
             code: v.code,
-            key: v.credential.as_ref().map(KeyView::from),
+            key: v.credential.map(KeyView::from),
+        }
+    }
+}
+
+/// The same view as `From<&Credential>`, moving the credential's strings and lists rather than
+/// copying them (verify and use answer a credential they own).
+impl From<Credential> for KeyView {
+    fn from(c: Credential) -> Self {
+        KeyView {
+            id: c.id,
+            kind: c.kind,
+            remaining: c.max_uses.map(|m| (m - c.used_count).max(0)),
+            name: c.name,
+            prefix: c.prefix,
+            owner_id: c.owner_id,
+            scopes: c.scopes,
+            not_before: c.not_before,
+            expires_at: c.expires_at,
+            max_uses: c.max_uses,
+            used_count: c.used_count,
+            allowed_users: c.allowed_users,
+            subject: c.subject,
+            metadata: match c.metadata {
+                m @ serde_json::Value::Object(_) => m,
+                _ => serde_json::json!({}),
+            },
+            created_at: c.created_at,
+            created_by: c.created_by,
+            updated_at: c.updated_at,
+            revoked_at: c.revoked_at,
+            revoked_by: c.revoked_by,
         }
     }
 }

@@ -161,6 +161,7 @@ pub async fn me(Auth(p): Auth) -> ApiResult<Json<MeResponse>> {
         AuthMethod::ApiKey => "api_key",
         AuthMethod::Session => "session",
         AuthMethod::PersonalKey => "personal_key",
+        AuthMethod::Operator => "operator",
     };
     Ok(Json(MeResponse {
         org_id: p.org_id,
