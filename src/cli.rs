@@ -44,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Keys of any kind.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Locks (SmartphoneKey surface).
     Lock {
         #[command(subcommand)]
@@ -62,6 +67,21 @@ pub enum LockCommand {
         /// The owning user's UUID (B2C owner).
         #[arg(long)]
         owner: Option<uuid::Uuid>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Revoke a key (as `DELETE /v1/keys/{id}`): refused from the next request on, also by a
+    /// server running on the same database.
+    Revoke {
+        /// The key's id.
+        id: uuid::Uuid,
+        /// Organization name.
+        #[arg(long)]
+        org: String,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -169,6 +189,22 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     ),
                 );
             }
+            Ok(())
+        }
+        Command::Key {
+            command: KeyCommand::Revoke { id, org, out },
+        } => {
+            let svc = open(&settings).await?;
+            let org = svc
+                .org_by_name(&org)
+                .await
+                .map_err(|_| format!("no organization named {org:?}"))?;
+            let key = svc.operator_revoke_key(org.id, id).await.map_err(server::describe)?;
+            emit(
+                out.json,
+                json!({"id": key.id, "revokedAt": key.revoked_at}),
+                &format!("revoked key {} in {}", key.id, org.name),
+            );
             Ok(())
         }
         Command::Org {

@@ -67,6 +67,14 @@ pub struct Settings {
     /// For `bench/run.sh` only: serve `POST /_bench/bare` (outside keygate's middleware) and
     /// `POST /_bench/middleware` (inside it), a bare JSON handler that measures the HTTP ceiling.
     pub bench_routes: bool,
+    /// SQLite: commit concurrent credential writes (creates, uses, updates, revokes) and event
+    /// appends together, in one transaction and one fsync; each caller is answered after its
+    /// group committed. Off: one transaction (one fsync) per write.
+    pub sqlite_group_commit: bool,
+    /// Entries kept per credential lookup in memory (keys, API keys, tickets and sessions, users,
+    /// organizations), with exact invalidation; 0 turns the cache off. SQLite only: on
+    /// PostgreSQL the nodes read the database on every request.
+    pub credential_cache_entries: u64,
     /// Seconds a connection may take to send a request's headers, and may stay idle between
     /// requests; then it is closed.
     pub header_read_timeout_secs: u64,
@@ -118,6 +126,7 @@ impl Default for Settings {
             database_url: "sqlite://keygate.db".into(),
             database_max_connections: 10,
             database_acquire_timeout_secs: 3,
+            credential_cache_entries: 20_000,
             secret: None,
             secret_file: None,
             jwt_secret: None,
@@ -143,6 +152,7 @@ impl Default for Settings {
             time_zone: "UTC".into(),
             unsafe_test_clock: false,
             bench_routes: false,
+            sqlite_group_commit: true,
             header_read_timeout_secs: 10,
             max_connections: 4096,
             max_connections_per_address: 256,
@@ -236,6 +246,7 @@ impl Settings {
         crate::store::postgres::PoolSettings {
             max_connections: self.database_max_connections,
             acquire_timeout: std::time::Duration::from_secs(self.database_acquire_timeout_secs),
+            sqlite_group_commit: self.sqlite_group_commit,
         }
     }
 

@@ -518,6 +518,12 @@ impl Service {
         self.store.list_credentials(by.org_id, &f).await
     }
 
+    /// `keygate key revoke` (the CLI): revoke a key of the organization `org_id` as the operator,
+    /// by the same rule as `DELETE /v1/keys/{id}`.
+    pub async fn operator_revoke_key(&self, org_id: Uuid, id: Uuid) -> Result<Credential> {
+        self.revoke_key(&Principal::operator(org_id), id).await
+    }
+
     /// `DELETE /v1/keys/{id}`: revoke a key; revoking twice is harmless. A share key is deleted
     /// through its own rule, with the same events as SmartphoneKey's routes.
     pub async fn revoke_key(&self, by: &Principal, id: Uuid) -> Result<Credential> {

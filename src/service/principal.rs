@@ -16,6 +16,8 @@ pub enum AuthMethod {
     ApiKey,
     Session,
     PersonalKey,
+    /// The operator at the machine: the CLI, which needs no credential (it has the database).
+    Operator,
 }
 
 /// The authenticated caller. Every operation is confined to `org_id`.
@@ -42,6 +44,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The operator at the machine (the CLI), administering one organization; the audit log
+    /// records it as `cli`, as the CLI's other writes.
+    pub(crate) fn operator(org_id: Uuid) -> Self {
+        Principal {
+            org_id,
+            user_id: None,
+            is_admin: true,
+            is_system_admin: false,
+            actor: "cli".into(),
+            name: "cli".into(),
+            person_id: None,
+            method: AuthMethod::Operator,
+            scopes: None,
+            valid_until: None,
+        }
+    }
+
     /// May this caller act within `scope`? Unscoped credentials (passwords, tickets, JWTs,
     /// API keys, sessions) may; a personal access key only within its scopes, where a
     /// `X.ReadWrite` scope implies `X.Read`.
@@ -70,7 +89,7 @@ impl Principal {
     pub(crate) fn require_person(&self) -> Result<()> {
         match self.method {
             AuthMethod::Basic | AuthMethod::Ticket | AuthMethod::Bearer | AuthMethod::Session => Ok(()),
-            AuthMethod::ApiKey | AuthMethod::PersonalKey => Err(Error::Forbidden(
+            AuthMethod::ApiKey | AuthMethod::PersonalKey | AuthMethod::Operator => Err(Error::Forbidden(
                 "only a signed-in person may do this, not an API key or a personal access key".into(),
             )),
         }

@@ -17,10 +17,12 @@
 //! - [`Store::get_org`], [`Store::get_org_by_name`], [`Store::list_orgs`]: organizations
 //!   themselves (the caller's own, or any for a system administrator and the CLI).
 
+pub mod cache;
 pub mod foreign_postgres;
 pub mod foreign_sqlite;
 pub mod postgres;
 pub mod sqlite;
+pub mod sqlite_changes;
 
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
@@ -225,6 +227,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>>;
     /// One aggregate's events in the organization, by version.
     async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>>;
+
+    /// How a cache in front of this store learns of other processes' commits (see
+    /// `cache.rs`); `None` when it cannot (PostgreSQL, an in-memory database), and then no cache
+    /// is put in front.
+    fn change_probe(&self) -> Option<Arc<dyn cache::ChangeProbe>> {
+        None
+    }
 }
 
 pub type SharedStore = Arc<dyn Store>;
@@ -235,10 +244,12 @@ pub async fn open(url: &str) -> Result<SharedStore> {
 }
 
 /// Open the store a database URL names: `sqlite:...` or `postgres://` / `postgresql://`.
-/// `pool` applies to PostgreSQL (SQLite sizes its own pools).
+/// `pool` applies to PostgreSQL (SQLite sizes its own pools), but for `sqlite_group_commit`.
 pub async fn open_with(url: &str, pool: &postgres::PoolSettings) -> Result<SharedStore> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open_with(url, pool.sqlite_group_commit).await?,
+        ))
     } else if is_postgres_url(url) {
         Ok(Arc::new(postgres::PgStore::open(url, pool).await?))
     } else {

@@ -41,6 +41,8 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a request waits for a connection before it answers 503.
     pub acquire_timeout: Duration,
+    /// SQLite only: commit concurrent writes in groups (`sqlite_group_commit`).
+    pub sqlite_group_commit: bool,
 }
 
 impl Default for PoolSettings {
@@ -48,6 +50,7 @@ impl Default for PoolSettings {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            sqlite_group_commit: true,
         }
     }
 }
@@ -87,8 +90,54 @@ pub struct PgStore {
     acquire_timeout: Duration,
 }
 
-const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
-     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by";
+/// The credential columns as a literal, for `concat!` in [`sql`].
+macro_rules! cred_cols {
+    () => {
+        "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
+     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by"
+    };
+}
+
+const CRED_COLS: &str = cred_cols!();
+
+/// The hot reads' SQL, public so that the query-plan test (`tests/store/hot_plans.rs`) explains
+/// exactly what the store runs; each names the index it is meant to use (asserted there).
+pub mod sql {
+    /// `credentials_hash_key`.
+    pub const FIND_CREDENTIAL_BY_HASH: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE hash = $1");
+    /// `credentials_pkey`.
+    pub const FIND_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = $1");
+    /// `credentials_pkey` (or `credentials_org`).
+    pub const GET_CREDENTIAL: &str = concat!(
+        "SELECT ",
+        cred_cols!(),
+        " FROM credentials WHERE org_id = $1 AND id = $2"
+    );
+    /// `api_keys_hash_key`.
+    pub const FIND_API_KEY: &str = "SELECT * FROM api_keys WHERE hash = $1";
+    /// `api_keys_org_created` (migration 0005): in order, no sort.
+    pub const LIST_API_KEYS: &str = "SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at, id";
+    /// `login_tokens_pkey`.
+    pub const FIND_LOGIN_TOKEN: &str = "SELECT * FROM login_tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3";
+    /// `users_pkey`.
+    pub const GET_USER: &str = "SELECT * FROM users WHERE org_id = $1 AND id = $2";
+    pub const FIND_USER: &str = "SELECT * FROM users WHERE id = $1";
+    /// `users_username_key`.
+    pub const FIND_USER_BY_USERNAME: &str = "SELECT * FROM users WHERE username = $1";
+    /// `users_org_created` (migration 0005): in order, no sort.
+    pub const LIST_USERS: &str = "SELECT * FROM users WHERE org_id = $1 ORDER BY created_at, id";
+    /// `organizations_pkey`.
+    pub const GET_ORG: &str = "SELECT * FROM organizations WHERE id = $1";
+    /// `locks_pkey` (or `locks_org`).
+    pub const GET_LOCK: &str = "SELECT * FROM locks WHERE org_id = $1 AND id = $2";
+    pub const FIND_LOCK: &str = "SELECT * FROM locks WHERE id = $1";
+    /// `locks_org`: in order, no sort.
+    pub const LIST_LOCKS: &str = "SELECT * FROM locks WHERE org_id = $1 ORDER BY id";
+    /// `events_org_seq`: the feed after a position.
+    pub const LIST_EVENTS: &str = "SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    /// `events_aggregate_id_version_key`: in order, no sort.
+    pub const EVENTS_OF: &str = "SELECT * FROM events WHERE org_id = $1 AND aggregate_id = $2 ORDER BY version";
+}
 
 impl PgStore {
     /// Connect lazily: the pool opens connections on demand, so a node starts (and later
@@ -370,7 +419,7 @@ impl Store for PgStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        sqlx::query("SELECT * FROM organizations WHERE id = $1")
+        sqlx::query(sql::GET_ORG)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -410,7 +459,7 @@ impl Store for PgStore {
     }
 
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE org_id = $1 AND id = $2")
+        sqlx::query(sql::GET_USER)
             .bind(org_id)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -421,7 +470,7 @@ impl Store for PgStore {
     }
 
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE id = $1")
+        sqlx::query(sql::FIND_USER)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -459,7 +508,7 @@ impl Store for PgStore {
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE username = $1")
+        sqlx::query(sql::FIND_USER_BY_USERNAME)
             .bind(username)
             .fetch_optional(&self.pool)
             .await?
@@ -469,7 +518,7 @@ impl Store for PgStore {
     }
 
     async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>> {
-        sqlx::query("SELECT * FROM users WHERE org_id = $1 ORDER BY created_at, id")
+        sqlx::query(sql::LIST_USERS)
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?
@@ -487,7 +536,7 @@ impl Store for PgStore {
     }
 
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE hash = $1")
+        sqlx::query(sql::FIND_API_KEY)
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?
@@ -497,7 +546,7 @@ impl Store for PgStore {
     }
 
     async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at, id")
+        sqlx::query(sql::LIST_API_KEYS)
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?
@@ -560,7 +609,7 @@ impl Store for PgStore {
     }
 
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
-        sqlx::query("SELECT * FROM login_tokens WHERE hash = $1 AND kind = $2 AND expires_at > $3")
+        sqlx::query(sql::FIND_LOGIN_TOKEN)
             .bind(hash)
             .bind(token_kind(kind))
             .bind(to_micros(now))
@@ -621,20 +670,18 @@ impl Store for PgStore {
     }
 
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(cred_from)
-        .transpose()
+        sqlx::query(sql::GET_CREDENTIAL)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
     }
 
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
-        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE hash = $1"))
+        sqlx::query(sql::FIND_CREDENTIAL_BY_HASH)
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?
@@ -644,7 +691,7 @@ impl Store for PgStore {
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE id = $1"))
+        sqlx::query(sql::FIND_CREDENTIAL)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -817,7 +864,7 @@ impl Store for PgStore {
     }
 
     async fn get_lock(&self, org_id: Uuid, id: i64) -> Result<Option<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE org_id = $1 AND id = $2")
+        sqlx::query(sql::GET_LOCK)
             .bind(org_id)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -828,7 +875,7 @@ impl Store for PgStore {
     }
 
     async fn find_lock(&self, id: i64) -> Result<Option<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE id = $1")
+        sqlx::query(sql::FIND_LOCK)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -838,7 +885,7 @@ impl Store for PgStore {
     }
 
     async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE org_id = $1 ORDER BY id")
+        sqlx::query(sql::LIST_LOCKS)
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?
@@ -947,7 +994,7 @@ impl Store for PgStore {
     }
 
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        sqlx::query(sql::LIST_EVENTS)
             .bind(org_id)
             .bind(after)
             .bind(i64::from(limit))
@@ -959,7 +1006,7 @@ impl Store for PgStore {
     }
 
     async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE org_id = $1 AND aggregate_id = $2 ORDER BY version")
+        sqlx::query(sql::EVENTS_OF)
             .bind(org_id)
             .bind(aggregate_id)
             .fetch_all(&self.pool)

@@ -6,6 +6,8 @@
 //! never blocked by the writer in WAL mode.
 
 use super::foreign_sqlite as f;
+#[path = "sqlite_batch.rs"]
+pub mod batch;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
 use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
@@ -16,6 +18,7 @@ use crate::core::foreign::{
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
+use batch::{Op, Writes};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -29,10 +32,54 @@ use uuid::Uuid;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The credential writes and event appends: in groups (`sqlite_group_commit`) or one by one.
+    writes: Writes,
 }
 
-const CRED_COLS: &str = "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
-     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by";
+/// The credential columns as a literal, for `concat!` in [`sql`].
+macro_rules! cred_cols {
+    () => {
+        "id, org_id, kind, owner_id, name, prefix, hash, scopes, not_before, expires_at, max_uses, \
+     used_count, allowed_users, subject, metadata, created_at, created_by, updated_at, updated_by, revoked_at, revoked_by"
+    };
+}
+
+const CRED_COLS: &str = cred_cols!();
+
+/// The hot reads' SQL, public so that the query-plan test (`tests/store/hot_plans.rs`) explains
+/// exactly what the store runs; each names the index it is meant to use (asserted there).
+pub mod sql {
+    /// `credentials.hash` UNIQUE (`sqlite_autoindex_credentials_2`).
+    pub const FIND_CREDENTIAL_BY_HASH: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE hash = ?");
+    /// The primary key (`sqlite_autoindex_credentials_1`).
+    pub const FIND_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = ?");
+    /// The primary key (or `credentials_org`, whose prefix is the same single row).
+    pub const GET_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE org_id = ? AND id = ?");
+    /// `api_keys.hash` UNIQUE (`sqlite_autoindex_api_keys_2`).
+    pub const FIND_API_KEY: &str = "SELECT * FROM api_keys WHERE hash = ?";
+    /// `api_keys_org_created` (migration 0005): in order, no sort.
+    pub const LIST_API_KEYS: &str = "SELECT * FROM api_keys WHERE org_id = ? ORDER BY created_at, id";
+    /// The primary key (`sqlite_autoindex_login_tokens_1`).
+    pub const FIND_LOGIN_TOKEN: &str = "SELECT * FROM login_tokens WHERE hash = ? AND kind = ? AND expires_at > ?";
+    /// The primary key (`sqlite_autoindex_users_1`).
+    pub const GET_USER: &str = "SELECT * FROM users WHERE org_id = ? AND id = ?";
+    pub const FIND_USER: &str = "SELECT * FROM users WHERE id = ?";
+    /// `users.username` UNIQUE (`sqlite_autoindex_users_2`).
+    pub const FIND_USER_BY_USERNAME: &str = "SELECT * FROM users WHERE username = ?";
+    /// `users_org_created` (migration 0005): in order, no sort.
+    pub const LIST_USERS: &str = "SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id";
+    /// The primary key (`sqlite_autoindex_organizations_1`).
+    pub const GET_ORG: &str = "SELECT * FROM organizations WHERE id = ?";
+    /// The rowid.
+    pub const GET_LOCK: &str = "SELECT * FROM locks WHERE org_id = ? AND id = ?";
+    pub const FIND_LOCK: &str = "SELECT * FROM locks WHERE id = ?";
+    /// `locks_org`: in order, no sort.
+    pub const LIST_LOCKS: &str = "SELECT * FROM locks WHERE org_id = ? ORDER BY id";
+    /// `events_org_seq`: the feed after a position.
+    pub const LIST_EVENTS: &str = "SELECT * FROM events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?";
+    /// `UNIQUE (aggregate_id, version)` (`sqlite_autoindex_events_1`): in order, no sort.
+    pub const EVENTS_OF: &str = "SELECT * FROM events WHERE org_id = ? AND aggregate_id = ? ORDER BY version";
+}
 
 /// The credential listing's SQL for the filters that are set: each one is an equality (or the
 /// cursor's range) in the text, so the planner puts it on `credentials_owner`, `credentials_org_kind`
@@ -55,7 +102,14 @@ pub fn list_credentials_sql(f: &CredentialFilter) -> String {
 }
 
 impl SqliteStore {
+    /// Open with group commit on (the default of `sqlite_group_commit`).
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, true).await
+    }
+
+    /// Open; `group_commit` puts concurrent credential writes and event appends in one
+    /// transaction and one commit (see `sqlite_batch.rs`).
+    pub async fn open_with(url: &str, group_commit: bool) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("database", format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -66,8 +120,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         private_files(opts.get_filename());
+        // Exactly one writer connection, never closed or replaced while the store is open.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.clone())
             .await
@@ -78,7 +136,8 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
-        Ok(Self { writer, reader })
+        let writes = Writes::new(writer.clone(), group_commit);
+        Ok(Self { writer, reader, writes })
     }
 }
 
@@ -335,6 +394,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn change_probe(&self) -> Option<std::sync::Arc<dyn super::cache::ChangeProbe>> {
+        let path = self.writer.connect_options().get_filename().to_path_buf();
+        match super::sqlite_changes::SqliteChanges::open(&path, self.writer.clone()) {
+            Ok(probe) => probe.map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn super::cache::ChangeProbe>),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the SQLite file for other processes' writes; the credential cache is off");
+                None
+            }
+        }
+    }
+
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE is_system = 1")
@@ -367,7 +437,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        sqlx::query("SELECT * FROM organizations WHERE id = ?")
+        sqlx::query(sql::GET_ORG)
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?
@@ -407,7 +477,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE org_id = ? AND id = ?")
+        sqlx::query(sql::GET_USER)
             .bind(org_id.to_string())
             .bind(id.to_string())
             .fetch_optional(&self.reader)
@@ -418,7 +488,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE id = ?")
+        sqlx::query(sql::FIND_USER)
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?
@@ -456,7 +526,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
-        sqlx::query("SELECT * FROM users WHERE username = ?")
+        sqlx::query(sql::FIND_USER_BY_USERNAME)
             .bind(username)
             .fetch_optional(&self.reader)
             .await?
@@ -466,7 +536,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_users(&self, org_id: Uuid) -> Result<Vec<User>> {
-        sqlx::query("SELECT * FROM users WHERE org_id = ? ORDER BY created_at, id")
+        sqlx::query(sql::LIST_USERS)
             .bind(org_id.to_string())
             .fetch_all(&self.reader)
             .await?
@@ -484,7 +554,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE hash = ?")
+        sqlx::query(sql::FIND_API_KEY)
             .bind(hash)
             .fetch_optional(&self.reader)
             .await?
@@ -494,7 +564,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE org_id = ? ORDER BY created_at, id")
+        sqlx::query(sql::LIST_API_KEYS)
             .bind(org_id.to_string())
             .fetch_all(&self.reader)
             .await?
@@ -556,7 +626,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
-        sqlx::query("SELECT * FROM login_tokens WHERE hash = ? AND kind = ? AND expires_at > ?")
+        sqlx::query(sql::FIND_LOGIN_TOKEN)
             .bind(hash)
             .bind(token_kind(kind))
             .bind(to_micros(now))
@@ -583,53 +653,28 @@ impl Store for SqliteStore {
     }
 
     async fn insert_credential(&self, c: &Credential, event: &NewEvent) -> Result<i64> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(c.id.to_string())
-        .bind(c.org_id.to_string())
-        .bind(c.kind.as_str())
-        .bind(c.owner_id.map(|u| u.to_string()))
-        .bind(&c.name)
-        .bind(&c.prefix)
-        .bind(&c.hash)
-        .bind(to_json(&c.scopes)?)
-        .bind(c.not_before.map(to_micros))
-        .bind(c.expires_at.map(to_micros))
-        .bind(c.max_uses)
-        .bind(c.used_count)
-        .bind(to_json(&c.allowed_users)?)
-        .bind(to_json(&c.subject)?)
-        .bind(to_json(&c.metadata)?)
-        .bind(to_micros(c.created_at))
-        .bind(&c.created_by)
-        .bind(to_micros(c.updated_at))
-        .bind(&c.updated_by)
-        .bind(c.revoked_at.map(to_micros))
-        .bind(&c.revoked_by)
-        .execute(&mut *tx)
-        .await?;
-        let version = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(version)
+        self.writes
+            .run(Op::Insert {
+                cred: c.clone(),
+                event: event.clone(),
+            })
+            .await?
+            .version()
     }
 
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
-        ))
-        .bind(org_id.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.reader)
-        .await?
-        .as_ref()
-        .map(cred_from)
-        .transpose()
+        sqlx::query(sql::GET_CREDENTIAL)
+            .bind(org_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(cred_from)
+            .transpose()
     }
 
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
-        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE hash = ?"))
+        sqlx::query(sql::FIND_CREDENTIAL_BY_HASH)
             .bind(hash)
             .fetch_optional(&self.reader)
             .await?
@@ -639,7 +684,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(&format!("SELECT {CRED_COLS} FROM credentials WHERE id = ?"))
+        sqlx::query(sql::FIND_CREDENTIAL)
             .bind(id.to_string())
             .fetch_optional(&self.reader)
             .await?
@@ -669,34 +714,13 @@ impl Store for SqliteStore {
     }
 
     async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
-        let mut tx = self.writer.begin().await?;
-        let n = sqlx::query(
-            "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
-             allowed_users = ?, subject = ?, metadata = ?, updated_at = ?, updated_by = ? \
-             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
-        )
-        .bind(&c.name)
-        .bind(to_json(&c.scopes)?)
-        .bind(c.not_before.map(to_micros))
-        .bind(c.expires_at.map(to_micros))
-        .bind(c.max_uses)
-        .bind(to_json(&c.allowed_users)?)
-        .bind(to_json(&c.subject)?)
-        .bind(to_json(&c.metadata)?)
-        .bind(to_micros(c.updated_at))
-        .bind(&c.updated_by)
-        .bind(c.org_id.to_string())
-        .bind(c.id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let version = if n == 1 {
-            Some(append(&mut tx, event).await?)
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(version)
+        self.writes
+            .run(Op::Update {
+                cred: c.clone(),
+                event: event.clone(),
+            })
+            .await?
+            .updated()
     }
 
     async fn revoke_credential(
@@ -707,34 +731,16 @@ impl Store for SqliteStore {
         by: &str,
         event: &NewEvent,
     ) -> Result<Option<(Credential, Option<i64>)>> {
-        let mut tx = self.writer.begin().await?;
-        let n = sqlx::query(
-            "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
-             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
-        )
-        .bind(to_micros(at))
-        .bind(by)
-        .bind(to_micros(at))
-        .bind(by)
-        .bind(org_id.to_string())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let version = if n == 1 {
-            Some(append(&mut tx, event).await?)
-        } else {
-            None
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
-        ))
-        .bind(org_id.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(row.as_ref().map(cred_from).transpose()?.map(|c| (c, version)))
+        self.writes
+            .run(Op::Revoke {
+                org_id,
+                id,
+                at,
+                by: by.to_string(),
+                event: event.clone(),
+            })
+            .await?
+            .revoked()
     }
 
     async fn consume_use(
@@ -745,51 +751,16 @@ impl Store for SqliteStore {
         event: &NewEvent,
         extra: &[NewEvent],
     ) -> Result<ConsumeOutcome> {
-        let mut tx = self.writer.begin().await?;
-        let n = to_micros(now);
-        let row = sqlx::query(&format!(
-            "UPDATE credentials SET used_count = used_count + 1 \
-             WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
-               AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
-               AND (max_uses IS NULL OR used_count < max_uses) \
-             RETURNING {CRED_COLS}"
-        ))
-        .bind(org_id.to_string())
-        .bind(id.to_string())
-        .bind(n)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match row {
-            Some(row) => {
-                let cred = cred_from(&row)?;
-                let mut e = event.clone();
-                if let serde_json::Value::Object(m) = &mut e.data {
-                    let key = if m.contains_key("usedCount") {
-                        "usedCount"
-                    } else {
-                        "used_count"
-                    };
-                    m.insert(key.into(), cred.used_count.into());
-                }
-                let version = append(&mut tx, &e).await?;
-                for x in extra {
-                    append(&mut tx, x).await?;
-                }
-                tx.commit().await?;
-                Ok(ConsumeOutcome::Used(cred, version))
-            }
-            None => {
-                let row = sqlx::query(&format!(
-                    "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
-                ))
-                .bind(org_id.to_string())
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
-            }
-        }
+        self.writes
+            .run(Op::Consume {
+                org_id,
+                id,
+                now,
+                event: event.clone(),
+                extra: extra.to_vec(),
+            })
+            .await?
+            .consumed()
     }
 
     async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock> {
@@ -811,7 +782,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_lock(&self, org_id: Uuid, id: i64) -> Result<Option<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE org_id = ? AND id = ?")
+        sqlx::query(sql::GET_LOCK)
             .bind(org_id.to_string())
             .bind(id)
             .fetch_optional(&self.reader)
@@ -822,7 +793,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_lock(&self, id: i64) -> Result<Option<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE id = ?")
+        sqlx::query(sql::FIND_LOCK)
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
@@ -832,7 +803,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_locks(&self, org_id: Uuid) -> Result<Vec<Lock>> {
-        sqlx::query("SELECT * FROM locks WHERE org_id = ? ORDER BY id")
+        sqlx::query(sql::LIST_LOCKS)
             .bind(org_id.to_string())
             .fetch_all(&self.reader)
             .await?
@@ -934,14 +905,11 @@ impl Store for SqliteStore {
     }
 
     async fn append_event(&self, event: &NewEvent) -> Result<i64> {
-        let mut tx = self.writer.begin().await?;
-        let v = append(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(v)
+        self.writes.run(Op::Append { event: event.clone() }).await?.version()
     }
 
     async fn list_events(&self, org_id: Uuid, after: i64, limit: u32) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE org_id = ? AND seq > ? ORDER BY seq LIMIT ?")
+        sqlx::query(sql::LIST_EVENTS)
             .bind(org_id.to_string())
             .bind(after)
             .bind(i64::from(limit))
@@ -953,7 +921,7 @@ impl Store for SqliteStore {
     }
 
     async fn events_of(&self, org_id: Uuid, aggregate_id: Uuid) -> Result<Vec<Event>> {
-        sqlx::query("SELECT * FROM events WHERE org_id = ? AND aggregate_id = ? ORDER BY version")
+        sqlx::query(sql::EVENTS_OF)
             .bind(org_id.to_string())
             .bind(aggregate_id.to_string())
             .fetch_all(&self.reader)

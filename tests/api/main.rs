@@ -2,7 +2,9 @@
 
 mod auth;
 mod authz;
+mod batching;
 mod browser;
+mod cache;
 mod cli;
 mod common;
 mod foreign;

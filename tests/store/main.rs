@@ -6,9 +6,13 @@
 #[path = "../support/pg.rs"]
 mod pg;
 
+mod batch;
 mod bulk;
+mod cache;
 mod credential_plans;
+mod explain;
 mod foreign;
+mod hot_plans;
 mod plans;
 
 use foreign::*;
@@ -43,6 +47,16 @@ impl Fx {
         }
     }
 
+    /// SQLite with the server's credential cache in front (store/cache.rs): every conformance
+    /// case holds through it as well.
+    async fn sqlite_cached() -> Fx {
+        let fx = Fx::sqlite().await;
+        Fx {
+            store: store::cache::wrap(fx.store, 1_000),
+            ..fx
+        }
+    }
+
     async fn postgres(test: &str) -> Option<Fx> {
         let admin = pg::admin_url(test)?;
         let url = pg::fresh_database(&admin).await;
@@ -72,6 +86,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     super::$case(super::Fx::sqlite().await).await;
+                }
+            )*
+        }
+        mod sqlite_cached {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(super::Fx::sqlite_cached().await).await;
                 }
             )*
         }

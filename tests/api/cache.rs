@@ -1,0 +1,337 @@
+//! The credential cache (store/cache.rs) never answers from a stale entry: after many cached
+//! lookups, a revoked key, a deleted personal key, a revoked organization API key, a used-up
+//! key and a disabled user are refused on the very next request, also when the change came
+//! from the CLI writing to the same database file while the server runs.
+
+use crate::common::*;
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::Stdio;
+
+/// Lookups made before each change, so that every credential involved is cached.
+const WARM: usize = 30;
+
+struct Org {
+    s: Server,
+    key: String,
+}
+
+impl Org {
+    async fn new() -> Org {
+        let s = Server::start().await;
+        let (_, key) = s.create_org("acme").await;
+        s.create_user(&key, "alice", "alice-password", false).await;
+        s.create_user(&key, "boss", "boss-password", true).await;
+        Org { s, key }
+    }
+
+    fn as_org(&self, m: Method, path: &str) -> RequestBuilder {
+        self.s.req(m, path).header("X-API-Key", &self.key)
+    }
+
+    async fn key(&self, body: Value) -> (String, String) {
+        let r = self.as_org(Method::POST, "/v1/keys").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let v = json(r).await;
+        (v["id"].as_str().unwrap().into(), v["key"].as_str().unwrap().into())
+    }
+
+    async fn code(&self, secret: &str) -> String {
+        let r = self
+            .as_org(Method::POST, "/v1/keys/verify")
+            .json(&json!({"key": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        json(r).await["code"].as_str().unwrap().to_string()
+    }
+
+    /// `code` answers `expected` WARM times in a row.
+    async fn warm_code(&self, secret: &str, expected: &str) {
+        for _ in 0..WARM {
+            assert_eq!(self.code(secret).await, expected);
+        }
+    }
+
+    /// `make()` answers `expected` WARM times in a row.
+    async fn warm_status(&self, make: impl Fn() -> RequestBuilder, expected: u16) {
+        for _ in 0..WARM {
+            assert_eq!(make().send().await.unwrap().status(), expected);
+        }
+    }
+
+    async fn ticket(&self) -> String {
+        let r = self
+            .s
+            .req(Method::POST, "/v1/tickets")
+            .basic_auth("alice", Some("alice-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        json(r).await["ticket"].as_str().unwrap().to_string()
+    }
+
+    async fn personal_key(&self) -> (String, String) {
+        let r = self
+            .s
+            .req(Method::POST, "/api/v37/my/personalaccesskey")
+            .basic_auth("alice", Some("alice-password"))
+            .json(&json!({
+                "name": "laptop",
+                "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
+                "scopes": ["Account.Read"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let v = json(r).await;
+        (
+            v["result"]["id"].as_str().unwrap().into(),
+            v["result"]["key"].as_str().unwrap().into(),
+        )
+    }
+
+    fn me_with(&self, authorization: String) -> RequestBuilder {
+        self.s.req(Method::GET, "/v1/me").header("Authorization", authorization)
+    }
+
+    /// The keygate CLI on the running server's database file.
+    fn cli(&self, args: &[&str]) -> Value {
+        let mut c = command(self.s.dir.path());
+        c.args(args)
+            .arg("--json")
+            .env(
+                "KEYGATE_DATABASE_URL",
+                format!("sqlite://{}", self.s.db_path().display()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_change_over_http_is_refused_on_the_next_request() {
+    let o = Org::new().await;
+
+    // A revoked key.
+    let (id, secret) = o.key(json!({"name": "revoked"})).await;
+    o.warm_code(&secret, "VALID").await;
+    let r = o
+        .as_org(Method::DELETE, &format!("/v1/keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(o.code(&secret).await, "REVOKED");
+
+    // A used-up key: verified (cached) between its uses.
+    let (id, secret) = o.key(json!({"name": "twice", "max_uses": 2})).await;
+    for _ in 0..2 {
+        o.warm_code(&secret, "VALID").await;
+        let r = o
+            .as_org(Method::POST, &format!("/v1/keys/{id}/use"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json(r).await["code"], "VALID");
+    }
+    assert_eq!(o.code(&secret).await, "USAGE_EXCEEDED");
+    // Consumed through verify as well.
+    let (_, secret) = o.key(json!({"name": "once", "max_uses": 1})).await;
+    o.warm_code(&secret, "VALID").await;
+    let r = o
+        .as_org(Method::POST, "/v1/keys/verify")
+        .json(&json!({"key": secret, "consume": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(r).await["code"], "VALID");
+    assert_eq!(o.code(&secret).await, "USAGE_EXCEEDED");
+
+    // A deleted personal key.
+    let (pk_id, pk) = o.personal_key().await;
+    o.warm_status(|| o.me_with(format!("PersonalKey {pk}")), 200).await;
+    let r =
+        o.s.req(Method::DELETE, &format!("/api/v37/my/personalaccesskey/{pk_id}"))
+            .basic_auth("alice", Some("alice-password"))
+            .send()
+            .await
+            .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        o.me_with(format!("PersonalKey {pk}")).send().await.unwrap().status(),
+        401
+    );
+
+    // A revoked organization API key.
+    let r = o
+        .as_org(Method::POST, "/v1/api-keys")
+        .json(&json!({"name": "second"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v = json(r).await;
+    let second = v["apiKey"].as_str().unwrap().to_string();
+    let list = json(o.as_org(Method::GET, "/v1/api-keys").send().await.unwrap()).await;
+    let second_id = list.as_array().unwrap().iter().find(|k| k["name"] == "second").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    o.warm_status(|| o.s.req(Method::GET, "/v1/me").header("X-API-Key", &second), 200)
+        .await;
+    let r = o
+        .as_org(Method::DELETE, &format!("/v1/api-keys/{second_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r =
+        o.s.req(Method::GET, "/v1/me")
+            .header("X-API-Key", &second)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A disabled user: its ticket and personal key, cached, are refused at once.
+    let ticket = o.ticket().await;
+    let (_, pk) = o.personal_key().await;
+    o.warm_status(|| o.me_with(format!("SOTicket {ticket}")), 200).await;
+    o.warm_status(|| o.me_with(format!("PersonalKey {pk}")), 200).await;
+    let users = json(o.as_org(Method::GET, "/v1/users").send().await.unwrap()).await;
+    let alice = users
+        .as_array()
+        .or_else(|| users["items"].as_array())
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r =
+        o.s.req(Method::PATCH, &format!("/v1/users/{alice}"))
+            .basic_auth("boss", Some("boss-password"))
+            .json(&json!({"disabled": true}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        o.me_with(format!("SOTicket {ticket}")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        o.me_with(format!("PersonalKey {pk}")).send().await.unwrap().status(),
+        401
+    );
+
+    // The lookups above were answered from the cache (else this test would prove nothing).
+    let metrics =
+        o.s.req(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    for cache in ["credential", "api_key", "token", "user", "org"] {
+        assert!(hits(&metrics, cache) > 0, "no cache hits for {cache}:\n{metrics}");
+    }
+}
+
+/// `keygate_cache_lookups_total{cache=<cache>,outcome="hit"}` in a Prometheus text page.
+fn hits(metrics: &str, cache: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("keygate_cache_lookups_total{")
+                && l.contains(&format!("cache=\"{cache}\""))
+                && l.contains("outcome=\"hit\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn changes_made_by_the_cli_are_refused_on_the_next_request() {
+    let o = Org::new().await;
+    let (id, secret) = o.key(json!({"name": "to be revoked by the operator"})).await;
+    let (_, other) = o.key(json!({"name": "stays valid"})).await;
+    let ticket = o.ticket().await;
+    let (_, pk) = o.personal_key().await;
+    o.warm_code(&secret, "VALID").await;
+    o.warm_code(&other, "VALID").await;
+    o.warm_status(|| o.me_with(format!("SOTicket {ticket}")), 200).await;
+    o.warm_status(|| o.me_with(format!("PersonalKey {pk}")), 200).await;
+
+    // Another process revokes a key: the very next verify says so.
+    let v = o.cli(&["key", "revoke", &id, "--org", "acme"]);
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(o.code(&secret).await, "REVOKED");
+    assert_eq!(o.code(&other).await, "VALID");
+
+    // Another process disables the user: its ticket and personal key are refused at once.
+    let v = o.cli(&["user", "disable", "alice"]);
+    assert_eq!(v["disabled"], true);
+    assert_eq!(
+        o.me_with(format!("PersonalKey {pk}")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        o.me_with(format!("SOTicket {ticket}")).send().await.unwrap().status(),
+        401
+    );
+
+    // And enables it again: the personal key works at once (the ticket ended with the disable).
+    o.cli(&["user", "enable", "alice"]);
+    assert_eq!(
+        o.me_with(format!("PersonalKey {pk}")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        o.me_with(format!("SOTicket {ticket}")).send().await.unwrap().status(),
+        401
+    );
+
+    // Both were recorded as the operator's.
+    let feed = json(o.as_org(Method::GET, "/v1/events?limit=500").send().await.unwrap()).await;
+    let revoked = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "KeyRevoked" && e["aggregate_id"] == id.as_str())
+        .expect("a KeyRevoked event");
+    assert_eq!(revoked["actor"], "cli");
+}
+
+#[tokio::test]
+async fn the_cli_revokes_only_a_key_of_the_organization_it_names() {
+    let o = Org::new().await;
+    let (id, secret) = o.key(json!({"name": "acme's"})).await;
+    o.s.create_org("other").await;
+    let mut c = command(o.s.dir.path());
+    let out = c
+        .args(["key", "revoke", &id, "--org", "other"])
+        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}", o.s.db_path().display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(o.code(&secret).await, "VALID");
+}
