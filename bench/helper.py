@@ -293,7 +293,8 @@ def parse_wrk(text):
     out["rps"] = float(m.group(1))
     m = re.search(r"(\d+) requests in ([\d.]+\w+),", text)
     out["requests"] = int(m.group(1)) if m else 0
-    dist = re.search(r"Latency Distribution\n((?:\s+\d+%\s+\S+\n)+)", text)
+    # wrk pads a latency of a second or more with a trailing space ("99%    1.24s ").
+    dist = re.search(r"Latency Distribution\n((?:[ \t]+\d+%[ \t]+\S+[ \t]*\n)+)", text)
     if not dist:
         die(f"no latency distribution in wrk's output (--latency):\n{text}")
     for pct, v in re.findall(r"(\d+)%\s+(\S+)", dist.group(1)):
