@@ -4,95 +4,9 @@
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Every event of the organization, oldest first, following the cursor.
-async fn all_events(s: &Server, org_key: &str) -> Vec<Value> {
-    let mut out = vec![];
-    let mut after = 0;
-    loop {
-        let page = json(
-            s.req(Method::GET, &format!("/v1/events?after={after}&limit=500"))
-                .header("X-API-Key", org_key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let items = page["items"].as_array().unwrap().clone();
-        if items.is_empty() {
-            return out;
-        }
-        after = page["next_cursor"].as_i64().unwrap();
-        out.extend(items);
-    }
-}
-
-/// 64 concurrent uses (half by id, half verify-and-consume) of a key with max_uses 10.
-async fn exactly_ten_of_64(s: &Server) {
-    const N: i64 = 10;
-    let (_, org) = s.create_org("busy").await;
-    let r = s
-        .req(Method::POST, "/v1/keys")
-        .header("X-API-Key", &org)
-        .json(&json!({"name": "hot", "max_uses": N}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let k = json(r).await;
-    let id = k["id"].as_str().unwrap().to_string();
-    let secret = k["key"].as_str().unwrap().to_string();
-    let mut tasks = vec![];
-    for i in 0..64 {
-        let by_id = s.url(&format!("/v1/keys/{id}/use"));
-        let verify = s.url("/v1/keys/verify");
-        let (org, secret) = (org.clone(), secret.clone());
-        tasks.push(tokio::spawn(async move {
-            let c = reqwest::Client::new();
-            let r = if i % 2 == 0 {
-                c.post(by_id).header("X-API-Key", &org).send().await.unwrap()
-            } else {
-                c.post(verify)
-                    .header("X-API-Key", &org)
-                    .json(&json!({"key": secret, "consume": true}))
-                    .send()
-                    .await
-                    .unwrap()
-            };
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
-        }));
-    }
-    let mut codes = BTreeMap::new();
-    for t in tasks {
-        *codes.entry(t.await.unwrap()).or_insert(0) += 1;
-    }
-    assert_eq!(codes.get("VALID"), Some(&N), "{codes:?}");
-    assert_eq!(codes.get("USAGE_EXCEEDED"), Some(&(64 - N)), "{codes:?}");
-    let got = json(
-        s.req(Method::GET, &format!("/v1/keys/{id}"))
-            .header("X-API-Key", &org)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(got["used_count"], N);
-    let mine: Vec<Value> = all_events(s, &org)
-        .await
-        .into_iter()
-        .filter(|e| e["aggregate_id"] == id.as_str())
-        .collect();
-    let used: Vec<&Value> = mine.iter().filter(|e| e["type"] == "KeyUsed").collect();
-    assert_eq!(used.len() as i64, N);
-    let versions: Vec<i64> = mine.iter().map(|e| e["version"].as_i64().unwrap()).collect();
-    assert_eq!(versions, (1..=N + 1).collect::<Vec<_>>(), "gap-free versions");
-    let counts: BTreeSet<i64> = used.iter().map(|e| e["data"]["used_count"].as_i64().unwrap()).collect();
-    assert_eq!(counts, (1..=N).collect());
-}
 
 /// Is the `keygate_sqlite_batch_size` metric there (only the batching writer records it)?
 async fn batches_recorded(s: &Server) -> bool {
@@ -110,14 +24,14 @@ async fn batches_recorded(s: &Server) -> bool {
 #[tokio::test]
 async fn use_limits_are_exact_with_group_commit() {
     let s = Server::start().await;
-    exactly_ten_of_64(&s).await;
+    exactly_ten_of_64_concurrent_uses(&s).await;
     assert!(batches_recorded(&s).await, "group commit is on by default");
 }
 
 #[tokio::test]
 async fn use_limits_are_exact_without_group_commit() {
     let s = Server::start_with(Options::default().env("KEYGATE_SQLITE_GROUP_COMMIT", "false")).await;
-    exactly_ten_of_64(&s).await;
+    exactly_ten_of_64_concurrent_uses(&s).await;
     assert!(!batches_recorded(&s).await, "the setting turns group commit off");
 }
 

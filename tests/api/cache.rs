@@ -6,8 +6,6 @@
 use crate::common::*;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::Stdio;
 
 /// Lookups made before each change, so that every credential involved is cached.
 const WARM: usize = 30;
@@ -99,23 +97,12 @@ impl Org {
         self.s.req(Method::GET, "/v1/me").header("Authorization", authorization)
     }
 
-    /// The keygate CLI on the running server's database file.
+    /// The keygate CLI on the running server's database file, which must succeed: its JSON.
     fn cli(&self, args: &[&str]) -> Value {
-        let mut c = command(self.s.dir.path());
-        c.args(args)
-            .arg("--json")
-            .env(
-                "KEYGATE_DATABASE_URL",
-                format!("sqlite://{}", self.s.db_path().display()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(b"").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (ok, v, stderr) = cli(&self.s, &args, None);
+        assert!(ok, "{stderr}");
+        v
     }
 }
 

@@ -3,33 +3,11 @@
 use crate::common::*;
 use reqwest::Method;
 use serde_json::Value;
-use std::io::Write;
-use std::process::Stdio;
-
-fn run(s: &Server, args: &[&str], stdin: Option<&str>) -> (bool, Value, String) {
-    let mut c = command(s.dir.path());
-    c.args(args)
-        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}", s.db_path().display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (out.status.success(), v, stderr)
-}
 
 #[tokio::test]
 async fn org_and_user_create_against_a_running_server() {
     let s = Server::start().await;
-    let (ok, v, err) = run(&s, &["org", "create", "acme", "--json"], None);
+    let (ok, v, err) = cli(&s, &["org", "create", "acme", "--json"], None);
     assert!(ok, "{err}");
     let key = v["apiKey"].as_str().unwrap();
     assert!(v["id"].as_str().is_some());
@@ -44,7 +22,7 @@ async fn org_and_user_create_against_a_running_server() {
     .await;
     assert_eq!(me["org_id"], v["id"]);
 
-    let (ok, u, err) = run(
+    let (ok, u, err) = cli(
         &s,
         &[
             "user",
@@ -84,7 +62,7 @@ async fn org_and_user_create_against_a_running_server() {
     assert_eq!(user["person_id"], 798);
 
     // Without --org: the system organization.
-    let (ok, _, err) = run(
+    let (ok, _, err) = cli(
         &s,
         &["user", "create", "ops", "--password-stdin", "--json"],
         Some("another-password"),
@@ -103,21 +81,21 @@ async fn org_and_user_create_against_a_running_server() {
     assert_eq!(me["is_admin"], false);
 
     // Refusals: duplicate org, unknown org, weak password, no --password-stdin.
-    assert!(!run(&s, &["org", "create", "acme", "--json"], None).0);
+    assert!(!cli(&s, &["org", "create", "acme", "--json"], None).0);
     assert!(
-        !run(
+        !cli(
             &s,
             &["user", "create", "x", "--password-stdin", "--org", "nope"],
             Some("long-password")
         )
         .0
     );
-    let (ok, _, err) = run(&s, &["user", "create", "weak", "--password-stdin"], Some("short"));
+    let (ok, _, err) = cli(&s, &["user", "create", "weak", "--password-stdin"], Some("short"));
     assert!(!ok);
     assert!(err.contains("password"), "{err}");
-    assert!(!run(&s, &["user", "create", "nopw"], None).0);
+    assert!(!cli(&s, &["user", "create", "nopw"], None).0);
 
-    let (ok, v, err) = run(&s, &["migrate", "--json"], None);
+    let (ok, v, err) = cli(&s, &["migrate", "--json"], None);
     assert!(ok, "{err}");
     assert_eq!(v["migrated"], true);
 }

@@ -3,7 +3,7 @@
 
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -299,4 +299,118 @@ pub async fn statuses_at_once(requests: Vec<RequestBuilder>) -> Vec<u16> {
 /// How many of `statuses` are `code`.
 pub fn count(statuses: &[u16], code: u16) -> usize {
     statuses.iter().filter(|s| **s == code).count()
+}
+
+/// The keygate CLI on a running server's database file: (succeeded, stdout as JSON or Null,
+/// stderr). `stdin` is written and closed (closed at once when `None`).
+pub fn cli(s: &Server, args: &[&str], stdin: Option<&str>) -> (bool, Value, String) {
+    let mut c = command(s.dir.path());
+    c.args(args)
+        .env("KEYGATE_DATABASE_URL", format!("sqlite://{}", s.db_path().display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (out.status.success(), v, stderr)
+}
+
+/// Every event of the organization, oldest first, following the feed's cursor.
+pub async fn all_events(s: &Server, org_key: &str) -> Vec<Value> {
+    let mut out = vec![];
+    let mut after = 0;
+    loop {
+        let page = json(
+            s.req(Method::GET, &format!("/v1/events?after={after}&limit=500"))
+                .header("X-API-Key", org_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        after = page["next_cursor"].as_i64().unwrap();
+        out.extend(items);
+    }
+}
+
+/// 64 concurrent uses (half by id, half verify-and-consume: both paths share one limit) of a
+/// new key with max_uses 10 in a new organization: exactly 10 succeed, the rest are
+/// USAGE_EXCEEDED, used_count is 10, and the key's events are KeyCreated then 10 KeyUsed with
+/// gap-free versions and counts 1..=10 in order.
+pub async fn exactly_ten_of_64_concurrent_uses(s: &Server) {
+    const N: i64 = 10;
+    let (_, org) = s.create_org("busy").await;
+    let r = s
+        .req(Method::POST, "/v1/keys")
+        .header("X-API-Key", &org)
+        .json(&json!({"name": "hot", "max_uses": N}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let k = json(r).await;
+    let id = k["id"].as_str().unwrap().to_string();
+    let secret = k["key"].as_str().unwrap().to_string();
+    let mut tasks = vec![];
+    for i in 0..64 {
+        let by_id = s.url(&format!("/v1/keys/{id}/use"));
+        let verify = s.url("/v1/keys/verify");
+        let (org, secret) = (org.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = Client::new();
+            let r = if i % 2 == 0 {
+                c.post(by_id).header("X-API-Key", &org).send().await.unwrap()
+            } else {
+                c.post(verify)
+                    .header("X-API-Key", &org)
+                    .json(&json!({"key": secret, "consume": true}))
+                    .send()
+                    .await
+                    .unwrap()
+            };
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut codes = std::collections::BTreeMap::new();
+    for t in tasks {
+        *codes.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(codes.get("VALID"), Some(&N), "{codes:?}");
+    assert_eq!(codes.get("USAGE_EXCEEDED"), Some(&(64 - N)), "{codes:?}");
+    let got = json(
+        s.req(Method::GET, &format!("/v1/keys/{id}"))
+            .header("X-API-Key", &org)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["used_count"], N);
+    let mine: Vec<Value> = all_events(s, &org)
+        .await
+        .into_iter()
+        .filter(|e| e["aggregate_id"] == id.as_str())
+        .collect();
+    let versions: Vec<i64> = mine.iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=N + 1).collect::<Vec<_>>(), "gap-free versions");
+    assert_eq!(mine[0]["type"], "KeyCreated");
+    assert!(mine[1..].iter().all(|e| e["type"] == "KeyUsed"));
+    let counts: Vec<i64> = mine[1..]
+        .iter()
+        .map(|e| e["data"]["used_count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, (1..=N).collect::<Vec<_>>());
 }

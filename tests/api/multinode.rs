@@ -3,7 +3,7 @@
 
 use crate::pg;
 
-use crate::common::{Options, Server, command, json};
+use crate::common::{Options, Server, all_events, command, json};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -38,30 +38,12 @@ async fn two_nodes(url: &str) -> (Server, Server) {
 
 /// The org's events for one aggregate, read through a node's feed (paging with the cursor).
 async fn feed_versions(s: &Server, org_key: &str, aggregate: &str) -> Vec<i64> {
-    let mut after = 0;
-    let mut out = vec![];
-    loop {
-        let page = json(
-            s.req(Method::GET, &format!("/v1/events?after={after}&limit=500"))
-                .header("X-API-Key", org_key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let items = page["items"].as_array().unwrap();
-        if items.is_empty() {
-            break;
-        }
-        out.extend(
-            items
-                .iter()
-                .filter(|e| e["aggregate_id"] == aggregate)
-                .map(|e| e["version"].as_i64().unwrap()),
-        );
-        after = page["next_cursor"].as_i64().unwrap();
-    }
-    out
+    all_events(s, org_key)
+        .await
+        .iter()
+        .filter(|e| e["aggregate_id"] == aggregate)
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

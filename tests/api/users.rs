@@ -4,8 +4,6 @@
 use crate::common::*;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::Stdio;
 
 struct Org {
     s: Server,
@@ -38,24 +36,8 @@ impl Org {
 
     /// The keygate CLI on the running server's database.
     fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, Value) {
-        let mut c = command(self.s.dir.path());
-        c.args(args)
-            .env(
-                "KEYGATE_DATABASE_URL",
-                format!("sqlite://{}", self.s.db_path().display()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out.status.success(), v)
+        let (ok, v, _) = cli(&self.s, args, stdin);
+        (ok, v)
     }
 }
 
