@@ -86,7 +86,7 @@ impl std::fmt::Debug for Caches {
 }
 
 /// Which cache an invalidation drops entries of.
-enum Drop<'a> {
+enum Evict<'a> {
     Credential(&'a [u8]),
     ApiKey(&'a [u8]),
     Token(TokenKind, &'a [u8]),
@@ -132,23 +132,23 @@ impl Caches {
         }
     }
 
-    fn invalidate(&self, what: &[Drop<'_>]) {
+    fn invalidate(&self, what: &[Evict<'_>]) {
         let _exclusive = self.fill.write().unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         for d in what {
             match d {
-                Drop::Credential(h) => self.credentials.invalidate(*h),
-                Drop::ApiKey(h) => self.api_keys.invalidate(*h),
-                Drop::Token(k, h) => self.tokens.invalidate(&(*k, h.to_vec())),
-                Drop::User(id, org) => {
+                Evict::Credential(h) => self.credentials.invalidate(*h),
+                Evict::ApiKey(h) => self.api_keys.invalidate(*h),
+                Evict::Token(k, h) => self.tokens.invalidate(&(*k, h.to_vec())),
+                Evict::User(id, org) => {
                     self.users.invalidate(&(None, *id));
                     self.users.invalidate(&(Some(*org), *id));
                 }
-                Drop::Org(id) => self.orgs.invalidate(id),
-                Drop::AllCredentials => self.credentials.invalidate_all(),
-                Drop::AllApiKeys => self.api_keys.invalidate_all(),
-                Drop::AllTokens => self.tokens.invalidate_all(),
-                Drop::Everything => {
+                Evict::Org(id) => self.orgs.invalidate(id),
+                Evict::AllCredentials => self.credentials.invalidate_all(),
+                Evict::AllApiKeys => self.api_keys.invalidate_all(),
+                Evict::AllTokens => self.tokens.invalidate_all(),
+                Evict::Everything => {
                     self.credentials.invalidate_all();
                     self.api_keys.invalidate_all();
                     self.tokens.invalidate_all();
@@ -165,7 +165,7 @@ impl Caches {
         let Some(probe) = &self.probe else { return Ok(()) };
         let v = probe.observed()?;
         if probe.others_committed().await? {
-            self.invalidate(&[Drop::Everything]);
+            self.invalidate(&[Evict::Everything]);
             metrics::counter!("keygate_cache_flushes_total").increment(1);
         }
         self.reconciled.store(v, Ordering::Release);
@@ -248,10 +248,10 @@ impl CachedStore {
         match r {
             Ok(v) => {
                 if let Some(h) = hash(v) {
-                    self.c.invalidate(&[Drop::Credential(&h)]);
+                    self.c.invalidate(&[Evict::Credential(&h)]);
                 }
             }
-            Err(_) => self.c.invalidate(&[Drop::AllCredentials]),
+            Err(_) => self.c.invalidate(&[Evict::AllCredentials]),
         }
     }
 }
@@ -260,7 +260,7 @@ impl CachedStore {
 impl Store for CachedStore {
     async fn migrate(&self) -> Result<()> {
         let r = self.inner.migrate().await;
-        self.c.invalidate(&[Drop::Everything]);
+        self.c.invalidate(&[Evict::Everything]);
         r
     }
     async fn ping(&self) -> Result<()> {
@@ -269,12 +269,12 @@ impl Store for CachedStore {
 
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
         let r = self.inner.bootstrap(b).await;
-        self.c.invalidate(&[Drop::Everything]);
+        self.c.invalidate(&[Evict::Everything]);
         r
     }
     async fn create_org(&self, org: &Organization, api_key: &ApiKey, events: &[NewEvent]) -> Result<()> {
         let r = self.inner.create_org(org, api_key, events).await;
-        self.c.invalidate(&[Drop::Org(org.id), Drop::ApiKey(&api_key.hash)]);
+        self.c.invalidate(&[Evict::Org(org.id), Evict::ApiKey(&api_key.hash)]);
         r
     }
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
@@ -288,7 +288,7 @@ impl Store for CachedStore {
     }
     async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()> {
         let r = self.inner.create_user(user, event).await;
-        self.c.invalidate(&[Drop::User(user.id, user.org_id)]);
+        self.c.invalidate(&[Evict::User(user.id, user.org_id)]);
         r
     }
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
@@ -303,9 +303,10 @@ impl Store for CachedStore {
     async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
         let r = self.inner.update_user(user, end_tokens, event).await;
         if end_tokens || r.is_err() {
-            self.c.invalidate(&[Drop::User(user.id, user.org_id), Drop::AllTokens]);
+            self.c
+                .invalidate(&[Evict::User(user.id, user.org_id), Evict::AllTokens]);
         } else {
-            self.c.invalidate(&[Drop::User(user.id, user.org_id)]);
+            self.c.invalidate(&[Evict::User(user.id, user.org_id)]);
         }
         r
     }
@@ -324,7 +325,7 @@ impl Store for CachedStore {
 
     async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()> {
         let r = self.inner.create_api_key(key, event).await;
-        self.c.invalidate(&[Drop::ApiKey(&key.hash)]);
+        self.c.invalidate(&[Evict::ApiKey(&key.hash)]);
         r
     }
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
@@ -348,16 +349,16 @@ impl Store for CachedStore {
     ) -> Result<Option<ApiKey>> {
         let r = self.inner.revoke_api_key(org_id, id, at, event).await;
         match &r {
-            Ok(Some(k)) => self.c.invalidate(&[Drop::ApiKey(&k.hash)]),
+            Ok(Some(k)) => self.c.invalidate(&[Evict::ApiKey(&k.hash)]),
             Ok(None) => {}
-            Err(_) => self.c.invalidate(&[Drop::AllApiKeys]),
+            Err(_) => self.c.invalidate(&[Evict::AllApiKeys]),
         }
         r
     }
 
     async fn create_login_token(&self, kind: TokenKind, token: &LoginToken, event: &NewEvent) -> Result<()> {
         let r = self.inner.create_login_token(kind, token, event).await;
-        self.c.invalidate(&[Drop::Token(kind, &token.hash)]);
+        self.c.invalidate(&[Evict::Token(kind, &token.hash)]);
         r
     }
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
@@ -375,13 +376,13 @@ impl Store for CachedStore {
     }
     async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool> {
         let r = self.inner.delete_login_token(kind, hash, event).await;
-        self.c.invalidate(&[Drop::Token(kind, hash)]);
+        self.c.invalidate(&[Evict::Token(kind, hash)]);
         r
     }
 
     async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64> {
         let r = self.inner.insert_credential(cred, event).await;
-        self.c.invalidate(&[Drop::Credential(&cred.hash)]);
+        self.c.invalidate(&[Evict::Credential(&cred.hash)]);
         r
     }
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {

@@ -141,6 +141,11 @@ impl SqliteStore {
     }
 }
 
+/// Is the database at `path` a file (not `:memory:` or a nameless temporary database)?
+pub(super) fn is_file(path: &std::path::Path) -> bool {
+    !(path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':'))
+}
+
 /// Keep the database and its WAL and shared-memory files readable by the owner only. A new
 /// database file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm`
 /// files the database file's mode); an existing one that others may read is narrowed, with one
@@ -149,7 +154,7 @@ fn private_files(path: &std::path::Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        if path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':') {
+        if !is_file(path) {
             return;
         }
         let created = std::fs::OpenOptions::new()

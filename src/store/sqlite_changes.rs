@@ -31,8 +31,7 @@ impl SqliteChanges {
     /// A probe of the database file at `path`, beside the store's `writer` pool. `None` for an
     /// in-memory database (no other process can reach it).
     pub fn open(path: &Path, writer: SqlitePool) -> Result<Option<Self>> {
-        let name = path.to_string_lossy();
-        if name.is_empty() || name.starts_with(':') {
+        if !super::sqlite::is_file(path) {
             return Ok(None);
         }
         let monitor =
