@@ -20,6 +20,7 @@
 """
 
 import datetime
+import os
 import hashlib
 import hmac
 import http.client
@@ -504,7 +505,7 @@ def render_section(runs):
 def report(results_jsonl, meta_json, md_path):
     run = json.load(open(meta_json))
     run["rows"] = [json.loads(line) for line in open(results_jsonl) if line.strip()]
-    text = open(md_path).read()
+    text = open(md_path).read() if os.path.exists(md_path) else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         section, tail = rest.split(END, 1)

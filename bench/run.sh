@@ -24,6 +24,13 @@
 #   BENCH_LOG_LEVEL=warn  keygate's log level
 #   BENCHMARKS=BENCHMARKS.md  the file to write
 #   TEMP_KEYS=1000, TEDEE_KEYS=6500, UNKNOWN_SHARE=0.1
+#   ROWS="verify superoffice tedee use create"  the rows to drive (a scratch run: set BENCHMARKS too)
+#   PROFILE=1          perf record (cpu-clock, dwarf call graphs) keygate during each row:
+#                      RAW/<row>.perf.txt, functions by inclusive share (build with debug line tables
+#                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
+#   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
+# Each verify size runs in a keygate process started afresh after its keys were seeded, so a row's
+# peak RSS is its own, not what earlier rows left behind.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
 # BENCH_POSTGRES=1 also psql.
 set -euo pipefail
@@ -56,6 +63,13 @@ BENCHMARKS="${BENCHMARKS:-BENCHMARKS.md}"
 DBKIND=sqlite
 [[ -n "${BENCH_POSTGRES:-}" ]] && DBKIND=postgres
 [[ -n "$SIZES" ]] || die "SIZES is empty"
+ROWS=" ${ROWS:-verify superoffice tedee use create} "
+for r in $ROWS; do
+    [[ " verify superoffice tedee use create " == *" $r "* ]] || die "unknown row $r in ROWS"
+done
+wanted() { [[ "$ROWS" == *" $1 "* ]]; }
+PROFILE="${PROFILE:-}"
+[[ -z "$PROFILE" ]] || command -v perf >/dev/null || die "PROFILE=1 needs perf (linux-perf)"
 ((THREADS <= CONNS)) || THREADS=$CONNS
 H="python3 bench/helper.py"
 
@@ -71,7 +85,8 @@ if ! command -v wrk >/dev/null; then
 fi
 
 echo "bench: building release" >&2
-cargo build --release --locked --bins --example ceiling
+TARGET_DIR="${TARGET_DIR:-target}"
+cargo build --release --locked --target-dir "$TARGET_DIR" --bins --example ceiling
 
 WORK=$(mktemp -d)
 RAW="target/bench/$DBKIND-$LABEL"
@@ -112,21 +127,31 @@ PORT=$(free_port)
 CPORT=$(free_port)
 KG="http://127.0.0.1:$PORT"
 CEILING="http://127.0.0.1:$CPORT/"
-target/release/examples/ceiling "127.0.0.1:$CPORT" 2>"$WORK/ceiling.log" &
+"$TARGET_DIR/release/examples/ceiling" "127.0.0.1:$CPORT" 2>"$WORK/ceiling.log" &
 CPID=$!
 extra_env=()
 ((CONNS + 16 <= 256)) || extra_env+=("KEYGATE_MAX_CONNECTIONS_PER_ADDRESS=$((CONNS + 16))")
 ((CONNS + 16 <= 4096)) || extra_env+=("KEYGATE_MAX_CONNECTIONS=$((CONNS + 16))")
-env "${extra_env[@]}" KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL="$LOG_LEVEL" \
-    target/release/keygate serve --listen "127.0.0.1:$PORT" --database "$DB" 2>"$WORK/keygate.log" &
-PID=$!
 CEIL_BODY='{"key":"kgb_1.benchsecret1","scope":"read"}'
-for _ in $(seq 300); do
-    curl -sf "$KG/healthz" >/dev/null &&
-        curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$CEILING" >/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/keygate.log" >&2; die "keygate did not start"; }
-    sleep 0.1
-done
+# Start keygate (appending to its log) and wait until it and the ceiling answer.
+start_keygate() {
+    env "${extra_env[@]}" KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL="$LOG_LEVEL" \
+        "$TARGET_DIR/release/keygate" serve --listen "127.0.0.1:$PORT" --database "$DB" 2>>"$WORK/keygate.log" &
+    PID=$!
+    for _ in $(seq 300); do
+        curl -sf "$KG/healthz" >/dev/null &&
+            curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$CEILING" >/dev/null && return 0
+        kill -0 "$PID" 2>/dev/null || { cat "$WORK/keygate.log" >&2; die "keygate did not start"; }
+        sleep 0.1
+    done
+    die "keygate did not answer in 30 s"
+}
+stop_keygate() {
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+}
+start_keygate
 curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$KG/_bench/bare" >/dev/null ||
     die "keygate does not serve /_bench/bare (KEYGATE_BENCH_ROUTES)"
 PASS=$(sed -nE 's/.*admin password: ([^ ]+).*/\1/p' "$WORK/keygate.log" | head -1)
@@ -168,7 +193,20 @@ row() {
     $H show "$RAW/$id.ceil_c.txt" "(c) in keygate, middleware" >&2
     # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
     echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
+    local perf_pid=
+    if [[ -n "$PROFILE" ]]; then
+        perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$RAW/$id.perf.data" \
+            -- sleep "$DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     drive "$id.main" "$@"
+    if [[ -n "$perf_pid" ]]; then
+        wait "$perf_pid" || true
+        # Inclusive and self shares per function (-g none: no call chains printed).
+        perf report -i "$RAW/$id.perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+            grep -v "^#" | grep . | sed "s/  *-  *-  *$//" | head -150 >"$RAW/$id.perf.txt" || true
+        echo "   profile: $RAW/$id.perf.txt" >&2
+    fi
     $H show "$RAW/$id.main.txt" "$id" >&2
     local hwm rss
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
@@ -191,19 +229,26 @@ verify_row() {
 SEEDED=0
 FIRST=1
 for N in $SIZES; do
-    echo "bench: seeding native keys up to $N" >&2
-    $H seed "${SEED_DB[@]}" "$KEYGATE_SECRET" "$(get native_template_id)" "$SEEDED" "$N" 'kgb_{i}.benchsecret{i}' 1
-    SEEDED=$N
-    $H check "$KG" "$SETUP" verify "$N"
-    verify_row "$N"
-    if ((FIRST)); then
-        FIRST=0
-        row superoffice superoffice "$TEMP_KEYS" \
-            "SuperOffice \`CheckTemporaryKey\` by \`SOTicket\`, random keys of $(thousands "$TEMP_KEYS") ($UNKNOWN_PCT unknown)" \
-            -s bench/check_temporary_key.lua "$KG" -- "$TICKET" "$WORK/temp-keys.txt" "$UNKNOWN_SHARE"
-        row tedee tedee "$TEDEE_KEYS" \
-            "Tedee \`GET .../personalaccesskey\` by \`PersonalKey\`, $(thousands "$TEDEE_KEYS") other keys in the org" \
-            -H "Authorization: PersonalKey $TEDEE_KEY" "$KG/api/v37/my/personalaccesskey"
+    if wanted verify; then
+        echo "bench: seeding native keys up to $N" >&2
+        $H seed "${SEED_DB[@]}" "$KEYGATE_SECRET" "$(get native_template_id)" "$SEEDED" "$N" 'kgb_{i}.benchsecret{i}' 1
+        SEEDED=$N
+        # A fresh process for every verify size: its peak RSS is the row's own.
+        stop_keygate
+        start_keygate
+        $H check "$KG" "$SETUP" verify "$N"
+        verify_row "$N"
+    fi
+    ((FIRST)) || continue
+    FIRST=0
+    # The other rows run once, after the first verify size.
+    wanted superoffice && row superoffice superoffice "$TEMP_KEYS" \
+        "SuperOffice \`CheckTemporaryKey\` by \`SOTicket\`, random keys of $(thousands "$TEMP_KEYS") ($UNKNOWN_PCT unknown)" \
+        -s bench/check_temporary_key.lua "$KG" -- "$TICKET" "$WORK/temp-keys.txt" "$UNKNOWN_SHARE"
+    wanted tedee && row tedee tedee "$TEDEE_KEYS" \
+        "Tedee \`GET .../personalaccesskey\` by \`PersonalKey\`, $(thousands "$TEDEE_KEYS") other keys in the org" \
+        -H "Authorization: PersonalKey $TEDEE_KEY" "$KG/api/v37/my/personalaccesskey"
+    if wanted use; then
         $H check "$KG" "$SETUP" use
         # Exactness: used_count must grow by the answers wrk counted, plus at most the requests
         # in flight when it stopped (answered after it counted them).
@@ -224,8 +269,8 @@ open(path, "w").write("".join(json.dumps(x) + "\n" for x in rows))
 if not r["extra"]["exact"]:
     print(f"bench: used_count grew by {delta} for {answered} answers", file=sys.stderr)
 EOF
-        row create create 0 "\`POST /v1/keys\` (create)" -s bench/create.lua "$KG" -- "$APIKEY"
     fi
+    wanted create && row create create 0 "\`POST /v1/keys\` (create)" -s bench/create.lua "$KG" -- "$APIKEY"
 done
 
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
