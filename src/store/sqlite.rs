@@ -8,6 +8,8 @@
 use super::foreign_sqlite as f;
 #[path = "sqlite_batch.rs"]
 pub mod batch;
+#[path = "sqlite_reads.rs"]
+mod reads;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
 use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
@@ -20,6 +22,7 @@ use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use batch::{Op, Writes};
 use chrono::{DateTime, Utc};
+use reads::{Reads, Val};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -34,6 +37,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The credential writes and event appends: in groups (`sqlite_group_commit`) or one by one.
     writes: Writes,
+    /// The hot reads on the calling thread (`sqlite_reads.rs`); `None` for an in-memory database.
+    reads: Option<std::sync::Arc<Reads>>,
 }
 
 /// The credential columns as a literal, for `concat!` in [`sql`].
@@ -133,17 +138,66 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
         let writes = Writes::new(writer.clone(), group_commit);
-        Ok(Self { writer, reader, writes })
+        let reads = Reads::open(opts.get_filename())?.map(std::sync::Arc::new);
+        Ok(Self {
+            writer,
+            reader,
+            writes,
+            reads,
+        })
+    }
+
+    /// The row a hot read answers: on the calling thread when it can (`sqlite_reads.rs`), else on
+    /// sqlx's read pool.
+    async fn read_one<T: FromCols>(&self, sql: &str, params: &[Val<'_>]) -> Result<Option<T>> {
+        if let Some(r) = &self.reads {
+            return r.one(sql, params, |row| T::from_cols(row));
+        }
+        bind(sqlx::query(sql), params)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(T::from_cols)
+            .transpose()
+    }
+
+    /// The rows a hot read answers (see [`Self::read_one`]).
+    async fn read_all<T: FromCols>(&self, sql: &str, params: &[Val<'_>]) -> Result<Vec<T>> {
+        if let Some(r) = &self.reads {
+            return r.all(sql, params, |row| T::from_cols(row));
+        }
+        bind(sqlx::query(sql), params)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(T::from_cols)
+            .collect()
     }
 }
 
-/// Is the database at `path` a file (not `:memory:` or a nameless temporary database)?
+fn bind<'q>(
+    mut q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    params: &'q [Val<'q>],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for p in params {
+        q = match p {
+            Val::Text(s) => q.bind(s.as_str()),
+            Val::Blob(b) => q.bind(*b),
+            Val::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// Is the database at `path` a file (not `:memory:`, sqlx's name for `sqlite::memory:`, or a
+/// nameless temporary database)?
 pub(super) fn is_file(path: &std::path::Path) -> bool {
-    !(path.as_os_str().is_empty() || path.to_string_lossy().starts_with(':'))
+    let name = path.to_string_lossy();
+    !(name.is_empty() || name.starts_with(':') || name.starts_with("file:sqlx-in-memory-"))
 }
 
 /// Keep the database and its WAL and shared-memory files readable by the owner only. A new
@@ -189,26 +243,67 @@ fn private_files(path: &std::path::Path) {
     let _ = path;
 }
 
-pub(super) fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
-    let s: String = row.try_get(col)?;
+/// A type both SQLite drivers decode a column into.
+pub(super) trait ColType:
+    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
+{
+}
+impl<T> ColType for T where T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql {}
+
+/// A row of either SQLite driver: sqlx's (the pools) or rusqlite's (the synchronous hot reads of
+/// `sqlite_reads.rs`), so that one function maps a row to a model for both.
+pub(super) trait Cols {
+    fn col<T: ColType>(&self, name: &str) -> Result<T>;
+}
+
+impl Cols for SqliteRow {
+    fn col<T: ColType>(&self, name: &str) -> Result<T> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T: ColType>(&self, name: &str) -> Result<T> {
+        self.get(name).map_err(Error::internal)
+    }
+}
+
+/// A model read from a row of either driver.
+trait FromCols: Sized {
+    fn from_cols(row: &impl Cols) -> Result<Self>;
+}
+
+macro_rules! from_cols {
+    ($($t:ty => $f:ident),* $(,)?) => {
+        $(impl FromCols for $t {
+            fn from_cols(row: &impl Cols) -> Result<Self> {
+                $f(row)
+            }
+        })*
+    };
+}
+from_cols!(Organization => org_from, User => user_from, ApiKey => api_key_from, LoginToken => token_from, Credential => cred_from);
+
+pub(super) fn uuid_col(row: &impl Cols, col: &str) -> Result<Uuid> {
+    let s: String = row.col(col)?;
     Uuid::parse_str(&s).map_err(Error::internal)
 }
 
-pub(super) fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
-    let s: Option<String> = row.try_get(col)?;
+pub(super) fn opt_uuid_col(row: &impl Cols, col: &str) -> Result<Option<Uuid>> {
+    let s: Option<String> = row.col(col)?;
     s.map(|s| Uuid::parse_str(&s).map_err(Error::internal)).transpose()
 }
 
-pub(super) fn time_col(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
-    Ok(from_micros(row.try_get::<i64, _>(col)?))
+pub(super) fn time_col(row: &impl Cols, col: &str) -> Result<DateTime<Utc>> {
+    Ok(from_micros(row.col::<i64>(col)?))
 }
 
-fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
-    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+fn opt_time_col(row: &impl Cols, col: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(row.col::<Option<i64>>(col)?.map(from_micros))
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
+fn json_col<T: serde::de::DeserializeOwned>(row: &impl Cols, col: &str) -> Result<T> {
+    let s: String = row.col(col)?;
     serde_json::from_str(&s).map_err(Error::internal)
 }
 
@@ -216,121 +311,123 @@ fn to_json(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(Error::internal)
 }
 
-fn org_from(row: &SqliteRow) -> Result<Organization> {
+fn org_from(row: &impl Cols) -> Result<Organization> {
     Ok(Organization {
         id: uuid_col(row, "id")?,
-        name: row.try_get("name")?,
-        is_system: row.try_get::<i64, _>("is_system")? != 0,
+        name: row.col("name")?,
+        is_system: row.col::<i64>("is_system")? != 0,
         created_at: time_col(row, "created_at")?,
     })
 }
 
-fn user_from(row: &SqliteRow) -> Result<User> {
+fn user_from(row: &impl Cols) -> Result<User> {
     Ok(User {
         id: uuid_col(row, "id")?,
         org_id: uuid_col(row, "org_id")?,
-        username: row.try_get("username")?,
-        password_hash: row.try_get("password_hash")?,
-        person_id: row.try_get("person_id")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        username: row.col("username")?,
+        password_hash: row.col("password_hash")?,
+        person_id: row.col("person_id")?,
+        is_admin: row.col::<i64>("is_admin")? != 0,
         created_at: time_col(row, "created_at")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        disabled: row.col::<i64>("disabled")? != 0,
         unlocked_at: opt_time_col(row, "unlocked_at")?,
     })
 }
 
-fn api_key_from(row: &SqliteRow) -> Result<ApiKey> {
+fn api_key_from(row: &impl Cols) -> Result<ApiKey> {
     Ok(ApiKey {
         id: uuid_col(row, "id")?,
         org_id: uuid_col(row, "org_id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        hash: row.try_get("hash")?,
+        name: row.col("name")?,
+        prefix: row.col("prefix")?,
+        hash: row.col("hash")?,
         created_at: time_col(row, "created_at")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
     })
 }
 
-fn token_from(row: &SqliteRow) -> Result<LoginToken> {
+fn token_from(row: &impl Cols) -> Result<LoginToken> {
     Ok(LoginToken {
-        hash: row.try_get("hash")?,
+        hash: row.col("hash")?,
         user_id: uuid_col(row, "user_id")?,
         org_id: uuid_col(row, "org_id")?,
-        xsrf_hash: row.try_get("xsrf_hash")?,
+        xsrf_hash: row.col("xsrf_hash")?,
         created_at: time_col(row, "created_at")?,
         expires_at: time_col(row, "expires_at")?,
     })
 }
 
-fn cred_from(row: &SqliteRow) -> Result<Credential> {
-    let kind: String = row.try_get("kind")?;
+fn cred_from(row: &impl Cols) -> Result<Credential> {
+    let kind: String = row.col("kind")?;
     Ok(Credential {
         id: uuid_col(row, "id")?,
         org_id: uuid_col(row, "org_id")?,
         kind: Kind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
         owner_id: opt_uuid_col(row, "owner_id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        hash: row.try_get("hash")?,
+        name: row.col("name")?,
+        prefix: row.col("prefix")?,
+        hash: row.col("hash")?,
         scopes: json_col(row, "scopes")?,
         not_before: opt_time_col(row, "not_before")?,
         expires_at: opt_time_col(row, "expires_at")?,
-        max_uses: row.try_get("max_uses")?,
-        used_count: row.try_get("used_count")?,
+        max_uses: row.col("max_uses")?,
+        used_count: row.col("used_count")?,
         allowed_users: json_col(row, "allowed_users")?,
         subject: json_col(row, "subject")?,
         metadata: json_col(row, "metadata")?,
         created_at: time_col(row, "created_at")?,
-        created_by: row.try_get("created_by")?,
+        created_by: row.col("created_by")?,
         updated_at: time_col(row, "updated_at")?,
-        updated_by: row.try_get("updated_by")?,
+        updated_by: row.col("updated_by")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
-        revoked_by: row.try_get("revoked_by")?,
+        revoked_by: row.col("revoked_by")?,
     })
 }
 
-fn lock_from(row: &SqliteRow) -> Result<Lock> {
+fn lock_from(row: &impl Cols) -> Result<Lock> {
     Ok(Lock {
-        id: row.try_get("id")?,
+        id: row.col("id")?,
         uuid: uuid_col(row, "uuid")?,
         org_id: uuid_col(row, "org_id")?,
-        name: row.try_get("name")?,
+        name: row.col("name")?,
         owner_id: opt_uuid_col(row, "owner_id")?,
         doors: json_col(row, "doors")?,
         created_at: time_col(row, "created_at")?,
     })
 }
 
-fn event_from(row: &SqliteRow) -> Result<Event> {
+fn event_from(row: &impl Cols) -> Result<Event> {
     Ok(Event {
-        seq: row.try_get("seq")?,
-        aggregate_type: row.try_get("aggregate_type")?,
+        seq: row.col("seq")?,
+        aggregate_type: row.col("aggregate_type")?,
         aggregate_id: uuid_col(row, "aggregate_id")?,
-        version: row.try_get("version")?,
-        event_type: row.try_get("type")?,
+        version: row.col("version")?,
+        event_type: row.col("type")?,
         data: json_col(row, "data")?,
-        actor: row.try_get("actor")?,
+        actor: row.col("actor")?,
         at: time_col(row, "at")?,
     })
 }
 
+/// An event with the next version of its aggregate; parameters: org_id, aggregate_type,
+/// aggregate_id, type, data, actor, at. Also run by the group-commit writer (`sqlite_batch.rs`).
+const APPEND_EVENT: &str = "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
+     SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3 \
+     RETURNING version";
+
 /// Append an event with the next version of its aggregate, inside the caller's transaction;
 /// returns that version.
 pub(super) async fn append(tx: &mut Transaction<'_, Sqlite>, e: &NewEvent) -> Result<i64> {
-    let version: i64 = sqlx::query_scalar(
-        "INSERT INTO events (org_id, aggregate_type, aggregate_id, version, type, data, actor, at) \
-         SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5, ?6, ?7 FROM events WHERE aggregate_id = ?3 \
-         RETURNING version",
-    )
-    .bind(e.org_id.to_string())
-    .bind(e.aggregate_type)
-    .bind(e.aggregate_id.to_string())
-    .bind(e.event_type)
-    .bind(to_json(&e.data)?)
-    .bind(&e.actor)
-    .bind(to_micros(e.at))
-    .fetch_one(&mut **tx)
-    .await?;
+    let version: i64 = sqlx::query_scalar(APPEND_EVENT)
+        .bind(e.org_id.to_string())
+        .bind(e.aggregate_type)
+        .bind(e.aggregate_id.to_string())
+        .bind(e.event_type)
+        .bind(to_json(&e.data)?)
+        .bind(&e.actor)
+        .bind(to_micros(e.at))
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(version)
 }
 
@@ -442,13 +539,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        sqlx::query(sql::GET_ORG)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(org_from)
-            .transpose()
+        self.read_one(sql::GET_ORG, &[Val::Text(id.to_string())]).await
     }
 
     async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>> {
@@ -482,24 +573,15 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        sqlx::query(sql::GET_USER)
-            .bind(org_id.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        self.read_one(
+            sql::GET_USER,
+            &[Val::Text(org_id.to_string()), Val::Text(id.to_string())],
+        )
+        .await
     }
 
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        sqlx::query(sql::FIND_USER)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(user_from)
-            .transpose()
+        self.read_one(sql::FIND_USER, &[Val::Text(id.to_string())]).await
     }
 
     async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
@@ -559,13 +641,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
-        sqlx::query(sql::FIND_API_KEY)
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(api_key_from)
-            .transpose()
+        self.read_one(sql::FIND_API_KEY, &[Val::Blob(hash)]).await
     }
 
     async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
@@ -631,15 +707,12 @@ impl Store for SqliteStore {
     }
 
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
-        sqlx::query(sql::FIND_LOGIN_TOKEN)
-            .bind(hash)
-            .bind(token_kind(kind))
-            .bind(to_micros(now))
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(token_from)
-            .transpose()
+        let params = [
+            Val::Blob(hash),
+            Val::Text(token_kind(kind).to_string()),
+            Val::Int(to_micros(now)),
+        ];
+        self.read_one(sql::FIND_LOGIN_TOKEN, &params).await
     }
 
     async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool> {
@@ -668,49 +741,34 @@ impl Store for SqliteStore {
     }
 
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(sql::GET_CREDENTIAL)
-            .bind(org_id.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(cred_from)
-            .transpose()
+        self.read_one(
+            sql::GET_CREDENTIAL,
+            &[Val::Text(org_id.to_string()), Val::Text(id.to_string())],
+        )
+        .await
     }
 
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
-        sqlx::query(sql::FIND_CREDENTIAL_BY_HASH)
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(cred_from)
-            .transpose()
+        self.read_one(sql::FIND_CREDENTIAL_BY_HASH, &[Val::Blob(hash)]).await
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
-        sqlx::query(sql::FIND_CREDENTIAL)
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(cred_from)
-            .transpose()
+        self.read_one(sql::FIND_CREDENTIAL, &[Val::Text(id.to_string())]).await
     }
 
     async fn list_credentials(&self, org_id: Uuid, f: &CredentialFilter) -> Result<Vec<Credential>> {
         let sql = list_credentials_sql(f);
-        let mut q = sqlx::query(&sql).bind(org_id.to_string());
-        if let Some(k) = f.kind {
-            q = q.bind(k.as_str());
+        let mut params = vec![Val::Text(org_id.to_string())];
+        params.extend(f.kind.map(|k| Val::Text(k.as_str().to_string())));
+        params.extend(f.owner_id.map(|o| Val::Text(o.to_string())));
+        params.extend(f.after.map(|a| Val::Text(a.to_string())));
+        params.push(Val::Int(i64::from(f.limit)));
+        if f.owner_id.is_some() {
+            // One owner's keys (the Tedee and personal-key lists): a short read on the calling
+            // thread. Other listings may be long and stay on sqlx's pool.
+            return self.read_all(&sql, &params).await;
         }
-        if let Some(o) = f.owner_id {
-            q = q.bind(o.to_string());
-        }
-        if let Some(a) = f.after {
-            q = q.bind(a.to_string());
-        }
-        q.bind(i64::from(f.limit))
+        bind(sqlx::query(&sql), &params)
             .fetch_all(&self.reader)
             .await?
             .iter()
