@@ -12,18 +12,30 @@
 //!   `UPDATE`) and every event gets the next version of its aggregate (`append`);
 //! - when the writer task is gone, a caller gets [`Error::Unavailable`], never a hang.
 //!
-//! The `sqlite_group_commit` setting turns it off: then each write is its own transaction on the
-//! writer pool, as before. Either way the SQL of each write is the same ([`run`]).
+//! No thread hop per statement: sqlx runs each statement on its connection's worker thread, so
+//! a batch run through sqlx cost several thread round trips per write (savepoint, insert, event,
+//! release). Instead the writer takes the writer pool's connection for the whole batch
+//! (`PoolConnection`, so the other writes of this process, on the same pool, wait for it as
+//! before), locks sqlx's worker out of it (`lock_handle`) and runs the batch's statements on
+//! that very `sqlite3` handle through rusqlite, synchronously on the writer thread, `COMMIT`'s
+//! fsync included. It is still the one connection this process writes through, with sqlx's
+//! settings (WAL, `synchronous=FULL`, `foreign_keys=ON`, the busy timeout): there is no second
+//! writing connection to contend with for the write lock, and the cache's other-process probe
+//! (`sqlite_changes.rs`, `PRAGMA data_version` on this connection) stays exact.
+//!
+//! The `sqlite_group_commit` setting turns grouping off: then the writer takes one write at a
+//! time, each its own transaction and commit. Either way the SQL of each write is the same
+//! ([`run`]).
 
-use super::{CRED_COLS, append, cred_from, to_json};
+use super::{APPEND_EVENT, CRED_COLS, cred_from, to_json};
 use crate::clock::to_micros;
 use crate::core::credential::Credential;
 use crate::core::event::NewEvent;
 use crate::error::{Error, Result};
 use crate::store::ConsumeOutcome;
 use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
 use sqlx::sqlite::SqlitePool;
-use sqlx::{Acquire, Sqlite, Transaction};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -112,39 +124,43 @@ struct Job {
     reply: oneshot::Sender<Result<Done>>,
 }
 
-/// The writes of one store: through the writer task when group commit is on, else each in its
-/// own transaction on the writer pool.
+/// The writes of one store: through the writer thread (grouped when group commit is on, one by
+/// one when it is off).
 #[derive(Debug, Clone)]
 pub(super) struct Writes {
     pool: SqlitePool,
+    /// `None` when the writer thread could not start: then each write runs on the caller's task.
     queue: Option<mpsc::Sender<Job>>,
 }
 
 impl Writes {
-    /// Start the writer when `group` is on. It runs on a thread of its own (with a
-    /// single-threaded runtime), so that it is never starved by busy tasks of the server's
-    /// runtime; it ends when the last handle on the store is dropped.
+    /// Start the writer. It runs on a thread of its own (with a single-threaded runtime), so
+    /// that it is never starved by busy tasks of the server's runtime and its synchronous
+    /// statements and fsyncs never block them; it ends when the last handle on the store is
+    /// dropped. `group` off: at most one write per transaction.
     pub(super) fn new(pool: SqlitePool, group: bool) -> Self {
-        let queue = if group { start(pool.clone()) } else { None };
+        let limit = if group { MAX_BATCH } else { 1 };
+        let queue = start(pool.clone(), limit);
         Self { pool, queue }
     }
 
     /// Run one write and answer once it is committed.
     pub(super) async fn run(&self, op: Op) -> Result<Done> {
-        let Some(queue) = &self.queue else {
-            let mut tx = self.pool.begin().await?;
-            let done = run(&mut tx, &op).await?;
-            tx.commit().await?;
-            return Ok(done);
-        };
         let (reply, answer) = oneshot::channel();
-        queue.send(Job { op, reply }).await.map_err(|_| stopped())?;
+        let job = Job { op, reply };
+        match &self.queue {
+            Some(queue) => queue.send(job).await.map_err(|_| stopped())?,
+            // No writer thread (it could not be spawned): commit here, blocking this task's
+            // thread for the statements and the fsync.
+            None => commit_batch(&self.pool, vec![job]).await,
+        }
         answer.await.map_err(|_| stopped())?
     }
 }
 
-/// The writer thread; `None` (writes committed one by one, with a log line) when it cannot start.
-fn start(pool: SqlitePool) -> Option<mpsc::Sender<Job>> {
+/// The writer thread, taking at most `limit` writes a transaction; `None` (writes committed on
+/// the callers' tasks, with a log line) when it cannot start.
+fn start(pool: SqlitePool, limit: usize) -> Option<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let started = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -153,13 +169,13 @@ fn start(pool: SqlitePool) -> Option<mpsc::Sender<Job>> {
         .and_then(|rt| {
             std::thread::Builder::new()
                 .name("sqlite-writer".into())
-                .spawn(move || rt.block_on(writer(pool, rx)))
+                .spawn(move || rt.block_on(writer(pool, rx, limit)))
                 .map_err(|e| e.to_string())
         });
     match started {
         Ok(_) => Some(tx),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot start the SQLite writer thread: writes are committed one by one");
+            tracing::warn!(error = %e, "cannot start the SQLite writer thread: writes are committed by their callers");
             None
         }
     }
@@ -169,39 +185,83 @@ fn stopped() -> Error {
     Error::Unavailable("the SQLite writer has stopped; restart keygate".into())
 }
 
-/// The writer task: until every store handle is gone, take what is queued (at most
-/// [`MAX_BATCH`]), commit it as one transaction, answer, repeat.
-async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>) {
+/// The writer task: until every store handle is gone, take what is queued (at most `limit`),
+/// commit it as one transaction, answer, repeat.
+async fn writer(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, limit: usize) {
     let mut stats = Stats::new();
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        stats.record(jobs.len());
+    let mut jobs = Vec::with_capacity(limit);
+    while rx.recv_many(&mut jobs, limit).await > 0 {
+        if limit > 1 {
+            stats.record(jobs.len());
+        }
         commit_batch(&pool, std::mem::take(&mut jobs)).await;
-        jobs.reserve(MAX_BATCH);
+        jobs.reserve(limit);
     }
 }
 
-/// Run `jobs` in one transaction, each in its own savepoint, commit, and answer each.
+/// A queued write's answer, sent only after the batch's `COMMIT`.
+type Answer = (oneshot::Sender<Result<Done>>, Result<Done>);
+
+/// Run `jobs` in one transaction on the writer pool's connection, each in its own savepoint,
+/// commit, and answer each.
 async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let e = Error::from(e);
-            for job in jobs {
-                let _ = job.reply.send(Err(e.clone()));
+    let answers = match pool.acquire().await {
+        Ok(mut conn) => {
+            let (answers, clean) = match conn.lock_handle().await {
+                Ok(mut handle) => {
+                    // SAFETY: `handle` keeps sqlx's worker thread off this connection (it makes
+                    // no call on it or its statements) until it is dropped, and `db` is dropped
+                    // first: rusqlite's `from_handle` neither closes the handle nor keeps it, and
+                    // dropping `db` finalizes every statement it prepared. rusqlite and sqlx link
+                    // the same libsqlite3-sys, so the handle is the same type in both.
+                    match unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+                        Ok(db) => {
+                            let out = run_batch(&db, jobs);
+                            (out, db.is_autocommit())
+                        }
+                        Err(e) => (fail_all(jobs, db_err(e)), true),
+                    }
+                }
+                Err(e) => (fail_all(jobs, e.into()), true),
+            };
+            if !clean {
+                // A transaction is still open (even ROLLBACK failed): never hand this
+                // connection to another write. The pool opens a fresh one; the cache's probe
+                // takes that as another process's commit (a flush), which is safe.
+                tracing::warn!("SQLite group commit: the writer connection is left in a transaction; it is closed");
+                conn.close_on_drop();
             }
-            return;
+            answers
         }
+        Err(e) => fail_all(jobs, e.into()),
     };
-    // The answers, sent only after COMMIT.
-    let mut answers: Vec<(oneshot::Sender<Result<Done>>, Result<Done>)> = Vec::with_capacity(jobs.len());
+    for (reply, result) in answers {
+        let _ = reply.send(result);
+    }
+}
+
+fn fail_all(jobs: Vec<Job>, e: Error) -> Vec<Answer> {
+    jobs.into_iter().map(|j| (j.reply, Err(e.clone()))).collect()
+}
+
+/// The batch on the writer connection `db`: `BEGIN IMMEDIATE`, each write in its savepoint,
+/// `COMMIT` (or `ROLLBACK`). The answers, in order.
+fn run_batch(db: &Connection, jobs: Vec<Job>) -> Vec<Answer> {
+    // The savepoints' sub-journal (each write copies the pages it changes, a few per write) in
+    // memory: by default it spills to a temporary file past 64 KiB, a pwrite per page. It is
+    // only ever needed to roll back to a savepoint, never for durability (that is the WAL's,
+    // with synchronous=FULL). A no-op once set; it must be set outside a transaction.
+    if let Err(e) = exec(db, "PRAGMA temp_store = MEMORY").and_then(|()| exec(db, "BEGIN IMMEDIATE")) {
+        return fail_all(jobs, e);
+    }
+    let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
     let mut broken: Option<Error> = None;
     for job in jobs {
         if let Some(e) = &broken {
             answers.push((job.reply, Err(e.clone())));
             continue;
         }
-        match run_in_savepoint(&mut tx, &job.op).await {
+        match run_in_savepoint(db, &job.op) {
             Ok(result) => answers.push((job.reply, result)),
             Err(e) => {
                 // The savepoint could not be opened, released or rolled back: the transaction
@@ -213,46 +273,69 @@ async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
         }
     }
     let committed = match broken {
-        Some(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-        None => tx.commit().await.map_err(Error::from),
+        Some(e) => Err(e),
+        None => exec(db, "COMMIT"),
     };
     match committed {
-        Ok(()) => {
-            for (reply, result) in answers {
-                let _ = reply.send(result);
-            }
-        }
+        Ok(()) => answers,
         Err(e) => {
+            // A failed COMMIT (a deferred constraint, an I/O error) may leave the transaction
+            // open: end it, so that the connection goes back to the pool clean.
+            if !db.is_autocommit() {
+                let _ = exec(db, "ROLLBACK");
+            }
             if !matches!(e, Error::Unavailable(_)) {
                 tracing::warn!(error = %e, "SQLite group commit: COMMIT failed; every write of the batch gets the error");
             }
-            for (reply, result) in answers {
+            answers
+                .into_iter()
                 // A write that failed on its own keeps its error; the others get COMMIT's.
-                let _ = reply.send(match result {
-                    Ok(_) => Err(e.clone()),
-                    Err(own) => Err(own),
-                });
-            }
+                .map(|(reply, result)| match result {
+                    Ok(_) => (reply, Err(e.clone())),
+                    Err(own) => (reply, Err(own)),
+                })
+                .collect()
         }
     }
 }
 
 /// Run one write in a savepoint: `Ok(Ok)` when it ran (released), `Ok(Err)` when it failed and
 /// was rolled back to the savepoint (the others go on), `Err` when the transaction is broken.
-async fn run_in_savepoint(tx: &mut Transaction<'static, Sqlite>, op: &Op) -> Result<Result<Done>> {
-    let mut sp = Acquire::begin(&mut *tx).await?;
-    match run(&mut sp, op).await {
+fn run_in_savepoint(db: &Connection, op: &Op) -> Result<Result<Done>> {
+    exec(db, "SAVEPOINT kg_write")?;
+    match run(db, op) {
         Ok(done) => {
-            sp.commit().await?;
+            exec(db, "RELEASE kg_write")?;
             Ok(Ok(done))
         }
         Err(e) => {
-            sp.rollback().await?;
+            exec(db, "ROLLBACK TO kg_write")?;
+            exec(db, "RELEASE kg_write")?;
             Ok(Err(e))
         }
+    }
+}
+
+/// A statement without parameters or rows, prepared once per batch.
+fn exec(db: &Connection, sql: &str) -> Result<()> {
+    db.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(db_err)?;
+    Ok(())
+}
+
+/// rusqlite's error as sqlx's would be mapped (`From<sqlx::Error> for Error`): a unique or
+/// primary key violation is a conflict, anything else internal. SQLite's messages name
+/// constraints and columns, never values.
+fn db_err(e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            Error::Conflict("already exists".into())
+        }
+        _ => Error::Internal(e.to_string()),
     }
 }
 
@@ -293,148 +376,169 @@ impl Stats {
     }
 }
 
-/// One write, inside the caller's transaction (or savepoint); the same SQL with or without
+/// One write, inside the batch's transaction (in its savepoint); the same SQL with or without
 /// group commit.
-pub(super) async fn run(tx: &mut Transaction<'_, Sqlite>, op: &Op) -> Result<Done> {
+fn run(db: &Connection, op: &Op) -> Result<Done> {
     match op {
-        Op::Insert { cred, event } => insert_credential(tx, cred, event).await.map(Done::Version),
-        Op::Update { cred, event } => update_credential(tx, cred, event).await.map(Done::Updated),
+        Op::Insert { cred, event } => insert_credential(db, cred, event).map(Done::Version),
+        Op::Update { cred, event } => update_credential(db, cred, event).map(Done::Updated),
         Op::Revoke {
             org_id,
             id,
             at,
             by,
             event,
-        } => revoke_credential(tx, *org_id, *id, *at, by, event)
-            .await
-            .map(Done::Revoked),
+        } => revoke_credential(db, *org_id, *id, *at, by, event).map(Done::Revoked),
         Op::Consume {
             org_id,
             id,
             now,
             event,
             extra,
-        } => consume_use(tx, *org_id, *id, *now, event, extra)
-            .await
-            .map(Done::Consumed),
-        Op::Append { event } => append(tx, event).await.map(Done::Version),
+        } => consume_use(db, *org_id, *id, *now, event, extra).map(Done::Consumed),
+        Op::Append { event } => append(db, event).map(Done::Version),
     }
 }
 
-async fn insert_credential(tx: &mut Transaction<'_, Sqlite>, c: &Credential, event: &NewEvent) -> Result<i64> {
-    sqlx::query(&format!(
-        "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(c.id.to_string())
-    .bind(c.org_id.to_string())
-    .bind(c.kind.as_str())
-    .bind(c.owner_id.map(|u| u.to_string()))
-    .bind(&c.name)
-    .bind(&c.prefix)
-    .bind(&c.hash)
-    .bind(to_json(&c.scopes)?)
-    .bind(c.not_before.map(to_micros))
-    .bind(c.expires_at.map(to_micros))
-    .bind(c.max_uses)
-    .bind(c.used_count)
-    .bind(to_json(&c.allowed_users)?)
-    .bind(to_json(&c.subject)?)
-    .bind(to_json(&c.metadata)?)
-    .bind(to_micros(c.created_at))
-    .bind(&c.created_by)
-    .bind(to_micros(c.updated_at))
-    .bind(&c.updated_by)
-    .bind(c.revoked_at.map(to_micros))
-    .bind(&c.revoked_by)
-    .execute(&mut **tx)
-    .await?;
-    append(tx, event).await
-}
-
-async fn update_credential(tx: &mut Transaction<'_, Sqlite>, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
-    let n = sqlx::query(
-        "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
-         allowed_users = ?, subject = ?, metadata = ?, updated_at = ?, updated_by = ? \
-         WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+/// The event with the next version of its aggregate (sqlite.rs's `append`, the same SQL).
+fn append(db: &Connection, e: &NewEvent) -> Result<i64> {
+    let mut stmt = db.prepare_cached(APPEND_EVENT).map_err(db_err)?;
+    stmt.query_row(
+        params![
+            e.org_id.to_string(),
+            e.aggregate_type,
+            e.aggregate_id.to_string(),
+            e.event_type,
+            to_json(&e.data)?,
+            e.actor,
+            to_micros(e.at),
+        ],
+        |r| r.get(0),
     )
-    .bind(&c.name)
-    .bind(to_json(&c.scopes)?)
-    .bind(c.not_before.map(to_micros))
-    .bind(c.expires_at.map(to_micros))
-    .bind(c.max_uses)
-    .bind(to_json(&c.allowed_users)?)
-    .bind(to_json(&c.subject)?)
-    .bind(to_json(&c.metadata)?)
-    .bind(to_micros(c.updated_at))
-    .bind(&c.updated_by)
-    .bind(c.org_id.to_string())
-    .bind(c.id.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if n == 1 {
-        Ok(Some(append(tx, event).await?))
-    } else {
-        Ok(None)
-    }
+    .map_err(db_err)
 }
 
-async fn revoke_credential(
-    tx: &mut Transaction<'_, Sqlite>,
+/// The credential row `sql` answers (parameters org_id, id), mapped by sqlite.rs's `cred_from`.
+fn cred_row(db: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Credential>> {
+    let mut stmt = db.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = stmt.query(p).map_err(db_err)?;
+    rows.next().map_err(db_err)?.map(cred_from).transpose()
+}
+
+fn insert_credential(db: &Connection, c: &Credential, event: &NewEvent) -> Result<i64> {
+    let mut stmt = db
+        .prepare_cached(&format!(
+            "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .map_err(db_err)?;
+    stmt.execute(params![
+        c.id.to_string(),
+        c.org_id.to_string(),
+        c.kind.as_str(),
+        c.owner_id.map(|u| u.to_string()),
+        c.name,
+        c.prefix,
+        c.hash,
+        to_json(&c.scopes)?,
+        c.not_before.map(to_micros),
+        c.expires_at.map(to_micros),
+        c.max_uses,
+        c.used_count,
+        to_json(&c.allowed_users)?,
+        to_json(&c.subject)?,
+        to_json(&c.metadata)?,
+        to_micros(c.created_at),
+        c.created_by,
+        to_micros(c.updated_at),
+        c.updated_by,
+        c.revoked_at.map(to_micros),
+        c.revoked_by,
+    ])
+    .map_err(db_err)?;
+    append(db, event)
+}
+
+fn update_credential(db: &Connection, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
+    let mut stmt = db
+        .prepare_cached(
+            "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
+             allowed_users = ?, subject = ?, metadata = ?, updated_at = ?, updated_by = ? \
+             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .map_err(db_err)?;
+    let n = stmt
+        .execute(params![
+            c.name,
+            to_json(&c.scopes)?,
+            c.not_before.map(to_micros),
+            c.expires_at.map(to_micros),
+            c.max_uses,
+            to_json(&c.allowed_users)?,
+            to_json(&c.subject)?,
+            to_json(&c.metadata)?,
+            to_micros(c.updated_at),
+            c.updated_by,
+            c.org_id.to_string(),
+            c.id.to_string(),
+        ])
+        .map_err(db_err)?;
+    if n == 1 { Ok(Some(append(db, event)?)) } else { Ok(None) }
+}
+
+fn revoke_credential(
+    db: &Connection,
     org_id: Uuid,
     id: Uuid,
     at: DateTime<Utc>,
     by: &str,
     event: &NewEvent,
 ) -> Result<Option<(Credential, Option<i64>)>> {
-    let n = sqlx::query(
-        "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
-         WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
-    )
-    .bind(to_micros(at))
-    .bind(by)
-    .bind(to_micros(at))
-    .bind(by)
-    .bind(org_id.to_string())
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    let version = if n == 1 { Some(append(tx, event).await?) } else { None };
-    let row = sqlx::query(&format!(
-        "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
-    ))
-    .bind(org_id.to_string())
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.as_ref().map(cred_from).transpose()?.map(|c| (c, version)))
+    let mut stmt = db
+        .prepare_cached(
+            "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
+             WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .map_err(db_err)?;
+    let n = stmt
+        .execute(params![
+            to_micros(at),
+            by,
+            to_micros(at),
+            by,
+            org_id.to_string(),
+            id.to_string()
+        ])
+        .map_err(db_err)?;
+    let version = if n == 1 { Some(append(db, event)?) } else { None };
+    let cred = cred_row(
+        db,
+        &format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"),
+        params![org_id.to_string(), id.to_string()],
+    )?;
+    Ok(cred.map(|c| (c, version)))
 }
 
-async fn consume_use(
-    tx: &mut Transaction<'_, Sqlite>,
+fn consume_use(
+    db: &Connection,
     org_id: Uuid,
     id: Uuid,
     now: DateTime<Utc>,
     event: &NewEvent,
     extra: &[NewEvent],
 ) -> Result<ConsumeOutcome> {
-    let n = to_micros(now);
-    let row = sqlx::query(&format!(
-        "UPDATE credentials SET used_count = used_count + 1 \
-         WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
-           AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
-           AND (max_uses IS NULL OR used_count < max_uses) \
-         RETURNING {CRED_COLS}"
-    ))
-    .bind(org_id.to_string())
-    .bind(id.to_string())
-    .bind(n)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match row {
-        Some(row) => {
-            let cred = cred_from(&row)?;
+    let used = cred_row(
+        db,
+        &format!(
+            "UPDATE credentials SET used_count = used_count + 1 \
+             WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
+               AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
+               AND (max_uses IS NULL OR used_count < max_uses) \
+             RETURNING {CRED_COLS}"
+        ),
+        params![org_id.to_string(), id.to_string(), to_micros(now)],
+    )?;
+    match used {
+        Some(cred) => {
             let mut e = event.clone();
             if let serde_json::Value::Object(m) = &mut e.data {
                 let key = if m.contains_key("usedCount") {
@@ -444,22 +548,17 @@ async fn consume_use(
                 };
                 m.insert(key.into(), cred.used_count.into());
             }
-            let version = append(tx, &e).await?;
+            let version = append(db, &e)?;
             for x in extra {
-                append(tx, x).await?;
+                append(db, x)?;
             }
             Ok(ConsumeOutcome::Used(cred, version))
         }
-        None => {
-            let row = sqlx::query(&format!(
-                "SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"
-            ))
-            .bind(org_id.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
-            Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
-        }
+        None => Ok(ConsumeOutcome::Refused(cred_row(
+            db,
+            &format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"),
+            params![org_id.to_string(), id.to_string()],
+        )?)),
     }
 }
 
@@ -643,6 +742,83 @@ mod tests {
         let out = batch(&s, vec![insert(&a), consume(&a)]).await;
         assert!(out.iter().all(|r| r.is_ok()), "{out:?}");
         assert_eq!(s.get_credential(org, a.id).await.unwrap().unwrap().used_count, 1);
+    }
+
+    #[tokio::test]
+    async fn the_probe_tells_this_process_s_batches_from_another_process_s_commits() {
+        let (dir, s, org) = open().await;
+        let probe = s.change_probe().unwrap();
+        assert!(probe.others_committed().await.unwrap(), "the first answer is a change");
+        assert!(!probe.others_committed().await.unwrap());
+        // This process's batches (the writer connection's, through rusqlite): not another's.
+        let a = cred(org, Some(5));
+        let out = batch(&s, vec![insert(&a), consume(&a)]).await;
+        assert!(out.iter().all(|r| r.is_ok()), "{out:?}");
+        let out = batch(&s, vec![consume(&a)]).await;
+        assert!(out.iter().all(|r| r.is_ok()), "{out:?}");
+        assert!(!probe.others_committed().await.unwrap());
+        // Through the writer thread, with and without grouping.
+        for group in [true, false] {
+            let w = Writes::new(s.writer.clone(), group);
+            w.run(consume(&a)).await.unwrap().consumed().unwrap();
+            assert!(!probe.others_committed().await.unwrap());
+        }
+        // Another process's commit (another connection to the file) is seen.
+        let other = Connection::open(dir.path().join("kg.db")).unwrap();
+        other
+            .execute(
+                "UPDATE credentials SET name = 'renamed' WHERE id = ?",
+                [a.id.to_string()],
+            )
+            .unwrap();
+        assert!(probe.others_committed().await.unwrap());
+        assert!(!probe.others_committed().await.unwrap());
+        let got = s.get_credential(org, a.id).await.unwrap().unwrap();
+        assert_eq!((got.name.as_str(), got.used_count), ("renamed", 4));
+    }
+
+    #[tokio::test]
+    async fn a_batch_waits_for_the_writer_pool_s_transaction_and_shares_its_connection() {
+        let (_dir, s, org) = open().await;
+        let a = cred(org, None);
+        // An admin write's transaction holds the pool's one connection: the batch waits for it
+        // (no second connection, no SQLITE_BUSY), then commits.
+        let mut tx = s.writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO organizations (id, name, is_system, created_at) VALUES (?, 'other', 0, 0)")
+            .bind(Uuid::now_v7().to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let pending = {
+            let s = s.clone();
+            let a = a.clone();
+            tokio::spawn(async move { batch(&s, vec![insert(&a), consume(&a)]).await })
+        };
+        tokio::task::yield_now().await;
+        tx.commit().await.unwrap();
+        let out = pending.await.unwrap();
+        assert!(out.iter().all(|r| r.is_ok()), "{out:?}");
+        // sqlx goes on using the connection after rusqlite had it, in and out of transactions.
+        let mut tx = s.writer.begin().await.unwrap();
+        sqlx::query("UPDATE credentials SET name = 'again' WHERE id = ?")
+            .bind(a.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let got = s.get_credential(org, a.id).await.unwrap().unwrap();
+        assert_eq!((got.name.as_str(), got.used_count), ("again", 1));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
+            .fetch_one(&s.writer)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+        // The batch's sub-journal is kept in memory on the writer connection.
+        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&s.writer)
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 2);
     }
 
     #[tokio::test]
