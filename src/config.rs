@@ -72,9 +72,13 @@ pub struct Settings {
     /// group committed. Off: one transaction (one fsync) per write.
     pub sqlite_group_commit: bool,
     /// Entries kept per credential lookup in memory (keys, API keys, tickets and sessions, users,
-    /// organizations), with exact invalidation; 0 turns the cache off. SQLite only: on
-    /// PostgreSQL the nodes read the database on every request.
+    /// organizations), with exact invalidation; 0 turns the cache off. On PostgreSQL only with
+    /// `postgres_credential_cache`; otherwise the nodes read the database on every request.
     pub credential_cache_entries: u64,
+    /// PostgreSQL: put the credential cache in front of the database too, invalidated by
+    /// LISTEN/NOTIFY (another node's change is seen after the propagation delay; the cache is
+    /// bypassed while the listener is disconnected). Off by default.
+    pub postgres_credential_cache: bool,
     /// Seconds a connection may take to send a request's headers, and may stay idle between
     /// requests; then it is closed.
     pub header_read_timeout_secs: u64,
@@ -127,6 +131,7 @@ impl Default for Settings {
             database_max_connections: 10,
             database_acquire_timeout_secs: 3,
             credential_cache_entries: 20_000,
+            postgres_credential_cache: false,
             secret: None,
             secret_file: None,
             jwt_secret: None,
@@ -212,6 +217,9 @@ impl Settings {
             return Err(
                 "header_read_timeout_secs, max_connections and max_connections_per_address must be positive".into(),
             );
+        }
+        if self.postgres_credential_cache && self.credential_cache_entries == 0 {
+            return Err("postgres_credential_cache needs credential_cache_entries above 0 (the cache's size)".into());
         }
         if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("metrics_token must be at least 16 characters".into());

@@ -375,6 +375,11 @@ struct CanonicalCase {
     patterns: Vec<&'static str>,
     /// `None` when a pattern starts with a parameter: then every path is looked at.
     first_segments: Option<Vec<&'static str>>,
+    /// The answers of `canonical_path` for paths seen, so that a client that sends the same path
+    /// again (the usual case: agent methods have no parameters in the path) is not matched
+    /// against every pattern again. At most `MEMO_PATHS` paths of at most `MEMO_PATH_BYTES`;
+    /// others are matched each time.
+    memo: std::sync::RwLock<std::collections::HashMap<Box<str>, Option<Box<str>>>>,
 }
 
 impl CanonicalCase {
@@ -392,7 +397,33 @@ impl CanonicalCase {
         CanonicalCase {
             patterns,
             first_segments: (!any_param).then_some(first),
+            memo: Default::default(),
         }
+    }
+
+    const MEMO_PATHS: usize = 4_096;
+    /// Longer paths are not remembered (so the memo stays under a few MB whatever clients send).
+    const MEMO_PATH_BYTES: usize = 256;
+
+    /// [`canonical_path`] of `path`, remembered.
+    fn canonical(&self, path: &str) -> Option<Box<str>> {
+        if let Some(known) = self
+            .memo
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+        {
+            return known.clone();
+        }
+        let found: Option<Box<str>> = canonical_path(&self.patterns, path).map(String::into_boxed_str);
+        if path.len() > Self::MEMO_PATH_BYTES {
+            return found;
+        }
+        let mut memo = self.memo.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if memo.len() < Self::MEMO_PATHS {
+            memo.insert(path.into(), found.clone());
+        }
+        found
     }
 
     /// Could `path` be one of the patterns' paths (by its first segment, without regard to case)?
@@ -408,12 +439,12 @@ impl CanonicalCase {
         if !self.may_match(req.uri().path()) {
             return;
         }
-        let Some(path) = canonical_path(&self.patterns, req.uri().path()) else {
+        let Some(path) = self.canonical(req.uri().path()) else {
             return;
         };
         let path_and_query = match req.uri().query() {
             Some(q) => format!("{path}?{q}"),
-            None => path,
+            None => path.into_string(),
         };
         let mut parts = req.uri().clone().into_parts();
         if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(path_and_query) {
@@ -608,6 +639,7 @@ where
             method: req.method().clone(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             metrics: self.metrics.clone(),
+            view: store::cache::RequestView::default(),
             inner: self.inner.call(req),
         }
     }
@@ -619,6 +651,8 @@ struct TrackFuture<F> {
     method: axum::http::Method,
     route: Option<MatchedPath>,
     metrics: Arc<HttpMetrics>,
+    /// The credential cache's reading of the database for this request (one per request).
+    view: store::cache::RequestView,
 }
 
 impl<F, E> std::future::Future for TrackFuture<F>
@@ -629,7 +663,7 @@ where
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         let this = &mut *self;
-        let resp = match std::pin::Pin::new(&mut this.inner).poll(cx) {
+        let resp = match this.view.enter(|| std::pin::Pin::new(&mut this.inner).poll(cx)) {
             std::task::Poll::Ready(Ok(resp)) => resp,
             other => return other,
         };
@@ -735,7 +769,11 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
         .await
         .map_err(describe)?;
     store.migrate().await.map_err(describe)?;
-    let store = store::cache::wrap(store, settings.credential_cache_entries);
+    let store = store::cache::wrap_for(
+        store,
+        settings.credential_cache_entries,
+        settings.postgres_credential_cache,
+    );
     Service::new(store, hasher, clock, settings)
 }
 
@@ -881,6 +919,30 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_memo_answers_as_the_match_and_stays_bounded() {
+        let routes = vec!["/api/v1/Agents/Person/{method}", "/Remote/Services86/Person.svc"];
+        let case = super::CanonicalCase::new(routes.clone());
+        let long = format!("/api/v1/agents/person/{}", "m".repeat(300));
+        let mut paths = vec![
+            "/api/v1/agents/person/checktemporarykey".to_string(),
+            "/api/v1/Agents/Person/CheckTemporaryKey".to_string(),
+            "/remote/services86/person.svc".to_string(),
+            "/api/v1/nothing".to_string(),
+            long.clone(),
+        ];
+        paths.extend((0..super::CanonicalCase::MEMO_PATHS + 10).map(|i| format!("/api/v1/agents/person/m{i}")));
+        for round in 0..2 {
+            for p in &paths {
+                let want = super::canonical_path(&routes, p);
+                assert_eq!(case.canonical(p).map(String::from), want, "round {round}: {p}");
+            }
+        }
+        let memo = case.memo.read().unwrap();
+        assert_eq!(memo.len(), super::CanonicalCase::MEMO_PATHS);
+        assert!(!memo.contains_key(long.as_str()));
+    }
+
     #[test]
     fn paths_take_the_routes_spelling_and_keep_their_parameters() {
         let routes = [

@@ -25,10 +25,21 @@
 //! the reconciler, which reads the number, asks whether another process committed (dropping
 //! every cache if so), and records the number. So after a commit of another process, no lookup
 //! uses an entry older than that commit. This process's own commits move the number too; they
-//! cost a reconcile, not a flush.
+//! cost a reconcile, not a flush. Within one request the number is read once, at its first
+//! cached lookup, and serves its later lookups ([`RequestView`]).
 //!
-//! PostgreSQL has no such probe and several nodes write, so the server does not put this cache
-//! in front of it (see `wrap`).
+//! # Writes by other nodes (PostgreSQL, opt-in)
+//! PostgreSQL has no such probe and several nodes write, so by default the server does not put
+//! this cache in front of it (see [`wrap_for`]). With `postgres_credential_cache` on, a
+//! [`ChangeFeed`] (store/pg_notify.rs: `LISTEN keygate_cache`, fed by the triggers of migration
+//! 0006 on every commit of any writer) delivers what changed; each announcement goes through the
+//! same `Caches::invalidate` as this process's own writes (bumping the generation alike), and an
+//! announcement that cannot be read drops everything. While the feed is not connected (before its
+//! first `LISTEN`, after any error) lookups bypass the cache: they read the database and fill
+//! nothing. On (re)connect the feed listens first, then every cache is dropped, then lookups
+//! trust the cache again, so no entry older than the reconnect survives. This node's own writes
+//! still invalidate synchronously (exact on the next request); another node's are seen after
+//! the propagation delay of a notification (README, "Credential cache").
 
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, SharedStore, Store};
 use crate::core::credential::Credential;
@@ -41,20 +52,194 @@ use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
+use std::cell::Cell;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 use uuid::Uuid;
 
 /// Detects commits to the database, including other processes' (see the module's comment).
 #[async_trait]
 pub trait ChangeProbe: Send + Sync + std::fmt::Debug {
     /// A number that differs from the last one read whenever any connection committed between
-    /// the two reads. Called on every cached lookup: it must be cheap.
+    /// the two reads. Called once per request (and per lookup outside one): it must be cheap.
     fn observed(&self) -> Result<i64>;
     /// Whether a connection of another process committed since the last call (true on the
     /// first call).
     async fn others_committed(&self) -> Result<bool>;
+}
+
+/// Delivers other writers' commits to a cache (PostgreSQL: store/pg_notify.rs).
+pub trait ChangeFeed: Send + Sync + std::fmt::Debug {
+    /// Start delivering to `sink`: spawns a task that lives as long as the sink's cache. Until
+    /// it calls [`FeedSink::connected`], the cache is bypassed.
+    fn start(&self, sink: FeedSink);
+}
+
+/// What a [`ChangeFeed`] drives: the cache's one invalidation path and its bypass.
+#[derive(Debug, Clone)]
+pub struct FeedSink(Weak<Caches>);
+
+impl FeedSink {
+    /// Is the cache still there? (The feed's task ends when it is not.)
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// The feed listens (call after `LISTEN` succeeded): drop every cache, then trust it again.
+    pub fn connected(&self) {
+        let Some(c) = self.0.upgrade() else { return };
+        c.invalidate(&[Evict::Everything]);
+        metrics::counter!("keygate_cache_flushes_total").increment(1);
+        if let Some(l) = &c.listening {
+            l.store(true, Ordering::Release);
+        }
+        metrics::gauge!("keygate_cache_listener_connected").set(1.0);
+    }
+
+    /// The feed lost its connection: lookups bypass the cache until `connected`.
+    pub fn disconnected(&self) {
+        if let Some(c) = self.0.upgrade() {
+            if let Some(l) = &c.listening {
+                l.store(false, Ordering::Release);
+            }
+        }
+        metrics::gauge!("keygate_cache_listener_connected").set(0.0);
+    }
+
+    /// One announcement (see migrations/postgres/0006_cache_notify.sql): `c:<hex>` a
+    /// credential's digest, `a:<hex>` an API key's, `t:<ticket|session>:<hex>` a token's,
+    /// `u:<id>:<org>` a user, `o:<id>` an organization, `p` a liveness ping (nothing changed).
+    /// Anything else drops every cache.
+    pub fn changed(&self, payload: &str) {
+        let Some(c) = self.0.upgrade() else { return };
+        match Announcement::parse(payload) {
+            // The listener is alive: restate the gauge (a value set before the server installed
+            // its metrics recorder, at start-up, is lost).
+            Some(Announcement::Ping) => metrics::gauge!("keygate_cache_listener_connected").set(1.0),
+            Some(a) => {
+                c.invalidate(&[a.evict()]);
+                metrics::counter!("keygate_cache_notifications_total").increment(1);
+            }
+            None => {
+                tracing::warn!(
+                    payload_len = payload.len(),
+                    "an unreadable cache notification; dropping every cache"
+                );
+                c.invalidate(&[Evict::Everything]);
+                metrics::counter!("keygate_cache_flushes_total").increment(1);
+            }
+        }
+    }
+}
+
+/// A parsed notification (owned: [`Evict`] borrows from it).
+#[derive(Debug, PartialEq, Eq)]
+enum Announcement {
+    Credential(Vec<u8>),
+    ApiKey(Vec<u8>),
+    Token(TokenKind, Vec<u8>),
+    User(Uuid, Uuid),
+    Org(Uuid),
+    Ping,
+}
+
+impl Announcement {
+    fn parse(payload: &str) -> Option<Self> {
+        let (tag, rest) = payload.split_once(':').unwrap_or((payload, ""));
+        Some(match tag {
+            "p" if rest.is_empty() => Announcement::Ping,
+            "c" => Announcement::Credential(unhex(rest)?),
+            "a" => Announcement::ApiKey(unhex(rest)?),
+            "t" => {
+                let (kind, h) = rest.split_once(':')?;
+                let kind = match kind {
+                    "ticket" => TokenKind::Ticket,
+                    "session" => TokenKind::Session,
+                    _ => return None,
+                };
+                Announcement::Token(kind, unhex(h)?)
+            }
+            "u" => {
+                let (id, org) = rest.split_once(':')?;
+                Announcement::User(id.parse().ok()?, org.parse().ok()?)
+            }
+            "o" => Announcement::Org(rest.parse().ok()?),
+            _ => return None,
+        })
+    }
+
+    fn evict(&self) -> Evict<'_> {
+        match self {
+            Announcement::Credential(h) => Evict::Credential(h),
+            Announcement::ApiKey(h) => Evict::ApiKey(h),
+            Announcement::Token(k, h) => Evict::Token(*k, h),
+            Announcement::User(id, org) => Evict::User(*id, *org),
+            Announcement::Org(id) => Evict::Org(*id),
+            Announcement::Ping => Evict::Everything,
+        }
+    }
+}
+
+/// Lower-case or upper-case hex (PostgreSQL's `encode(.., 'hex')`) to bytes.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect()
+}
+
+tokio::task_local! {
+    /// The change probe's reading taken for the request being served (see [`RequestView`]).
+    static REQUEST_OBSERVED: Cell<Option<i64>>;
+}
+
+/// One request's reading of the change probe, so that its cached lookups (an API key, then a
+/// key, a user, an organization...) ask the probe once between them, not once each. That is as
+/// exact as a reading per lookup: the reading is taken during the request, after every commit
+/// that finished before the request arrived, and commits that race with the request may be seen
+/// or not either way. (This process's own writes invalidate directly, whatever the reading.)
+/// The server keeps one per request and polls the request's handler inside [`RequestView::enter`].
+#[derive(Debug, Default)]
+pub struct RequestView(Option<i64>);
+
+impl RequestView {
+    /// Run `f` (one poll of the request's handler) with this request's reading in reach of the
+    /// cache's lookups, and keep what they read.
+    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        REQUEST_OBSERVED.sync_scope(Cell::new(self.0), || {
+            let r = f();
+            self.0 = REQUEST_OBSERVED.with(Cell::get);
+            r
+        })
+    }
+}
+
+/// `keygate_cache_lookups_total`'s handles by (cache, outcome), made on first use (after the
+/// server installed its metrics recorder), so that a lookup does not look the series up again.
+#[derive(Default)]
+struct LookupCounters([[OnceLock<metrics::Counter>; 3]; 5]);
+
+impl LookupCounters {
+    const CACHES: [&'static str; 5] = ["credential", "api_key", "token", "user", "org"];
+    const OUTCOMES: [&'static str; 3] = ["hit", "miss", "bypass"];
+
+    fn increment(&self, cache: &'static str, outcome: &'static str) {
+        let (Some(c), Some(o)) = (
+            Self::CACHES.iter().position(|n| *n == cache),
+            Self::OUTCOMES.iter().position(|n| *n == outcome),
+        ) else {
+            metrics::counter!("keygate_cache_lookups_total", "cache" => cache, "outcome" => outcome).increment(1);
+            return;
+        };
+        self.0[c][o]
+            .get_or_init(|| metrics::counter!("keygate_cache_lookups_total", "cache" => cache, "outcome" => outcome))
+            .increment(1);
+    }
 }
 
 /// A value the cache never holds as `observed`, so the first lookup reconciles.
@@ -71,9 +256,12 @@ struct Caches {
     fill: RwLock<()>,
     generation: AtomicU64,
     probe: Option<Arc<dyn ChangeProbe>>,
+    /// With a [`ChangeFeed`]: whether it is connected (lookups bypass the cache while not).
+    listening: Option<AtomicBool>,
     /// The probe's number as of the last reconcile.
     reconciled: AtomicI64,
     wake: tokio::sync::Notify,
+    counters: LookupCounters,
 }
 
 impl std::fmt::Debug for Caches {
@@ -100,7 +288,7 @@ enum Evict<'a> {
 }
 
 impl Caches {
-    fn new(entries: u64, probe: Option<Arc<dyn ChangeProbe>>) -> Self {
+    fn new(entries: u64, probe: Option<Arc<dyn ChangeProbe>>, feed: bool) -> Self {
         Caches {
             credentials: Cache::new(entries),
             api_keys: Cache::new(entries),
@@ -110,16 +298,31 @@ impl Caches {
             fill: RwLock::new(()),
             generation: AtomicU64::new(0),
             probe,
+            listening: feed.then(|| AtomicBool::new(false)),
             reconciled: AtomicI64::new(UNRECONCILED),
             wake: tokio::sync::Notify::new(),
+            counters: LookupCounters::default(),
         }
     }
 
-    /// May a lookup use (and fill) the cache now? Not while another process's commit may be
-    /// unreconciled: then it wakes the reconciler and reads the database.
+    /// May a lookup use (and fill) the cache now? Not while the change feed is disconnected,
+    /// nor while another process's commit may be unreconciled: then it wakes the reconciler
+    /// and reads the database.
     fn trusted(&self) -> bool {
+        if let Some(l) = &self.listening {
+            if !l.load(Ordering::Acquire) {
+                return false;
+            }
+        }
         let Some(probe) = &self.probe else { return true };
-        match probe.observed() {
+        // One reading per request (see `RequestView`); a lookup outside a request reads anew.
+        let observed = match REQUEST_OBSERVED.try_with(Cell::get) {
+            Ok(Some(v)) => Ok(v),
+            _ => probe.observed().inspect(|v| {
+                let _ = REQUEST_OBSERVED.try_with(|c| c.set(Some(*v)));
+            }),
+        };
+        match observed {
             Ok(v) if v == self.reconciled.load(Ordering::Acquire) => true,
             Ok(_) => {
                 self.wake.notify_one();
@@ -202,9 +405,24 @@ impl CachedStore {
     /// Put a cache of `entries` entries per lookup in front of `inner`. Must run inside the
     /// Tokio runtime (it spawns the reconciler when there is a probe).
     pub fn new(inner: SharedStore, entries: u64, probe: Option<Arc<dyn ChangeProbe>>) -> Self {
-        let c = Arc::new(Caches::new(entries, probe));
+        Self::with_sources(inner, entries, probe, None)
+    }
+
+    /// As `new`, with a [`ChangeFeed`] of other writers' commits too: the cache is bypassed
+    /// until the feed connects.
+    pub fn with_sources(
+        inner: SharedStore,
+        entries: u64,
+        probe: Option<Arc<dyn ChangeProbe>>,
+        feed: Option<Arc<dyn ChangeFeed>>,
+    ) -> Self {
+        let c = Arc::new(Caches::new(entries, probe, feed.is_some()));
         if c.probe.is_some() {
             tokio::spawn(reconciler(Arc::downgrade(&c)));
+        }
+        if let Some(feed) = feed {
+            metrics::gauge!("keygate_cache_listener_connected").set(0.0);
+            feed.start(FeedSink(Arc::downgrade(&c)));
         }
         CachedStore { inner, c }
     }
@@ -225,7 +443,7 @@ impl CachedStore {
         let trusted = self.c.trusted();
         if trusted {
             if let Some(v) = cache.get(&key) {
-                metrics::counter!("keygate_cache_lookups_total", "cache" => name, "outcome" => "hit").increment(1);
+                self.c.counters.increment(name, "hit");
                 return Ok(v);
             }
         }
@@ -240,7 +458,7 @@ impl CachedStore {
         } else {
             "bypass"
         };
-        metrics::counter!("keygate_cache_lookups_total", "cache" => name, "outcome" => outcome).increment(1);
+        self.c.counters.increment(name, outcome);
         Ok(v)
     }
 
@@ -547,11 +765,132 @@ impl Store for CachedStore {
     }
 }
 
-/// The store the server runs on: `inner` with the credential cache in front when the database
-/// has a change probe (SQLite) and `entries` is not 0. PostgreSQL runs uncached.
+/// [`wrap_for`] without `postgres_credential_cache`: PostgreSQL runs uncached.
 pub fn wrap(inner: SharedStore, entries: u64) -> SharedStore {
-    match inner.change_probe() {
-        Some(probe) if entries > 0 => Arc::new(CachedStore::new(inner, entries, Some(probe))),
+    wrap_for(inner, entries, false)
+}
+
+/// The store the server runs on: `inner` with the credential cache in front when `entries` is
+/// not 0 and the database has a change probe (SQLite), or, when `postgres_cache` is on, a
+/// change feed (PostgreSQL's LISTEN/NOTIFY). Otherwise (PostgreSQL by default) uncached.
+pub fn wrap_for(inner: SharedStore, entries: u64, postgres_cache: bool) -> SharedStore {
+    if entries == 0 {
+        return inner;
+    }
+    if let Some(probe) = inner.change_probe() {
+        return Arc::new(CachedStore::new(inner, entries, Some(probe)));
+    }
+    match inner.change_feed() {
+        Some(feed) if postgres_cache => Arc::new(CachedStore::with_sources(inner, entries, None, Some(feed))),
         _ => inner,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_parse_or_flush() {
+        assert_eq!(
+            Announcement::parse("c:00ff10"),
+            Some(Announcement::Credential(vec![0, 255, 16]))
+        );
+        assert_eq!(Announcement::parse("a:AB"), Some(Announcement::ApiKey(vec![0xab])));
+        assert_eq!(
+            Announcement::parse("t:session:01"),
+            Some(Announcement::Token(TokenKind::Session, vec![1]))
+        );
+        let (id, org) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(
+            Announcement::parse(&format!("u:{id}:{org}")),
+            Some(Announcement::User(id, org))
+        );
+        assert_eq!(Announcement::parse(&format!("o:{org}")), Some(Announcement::Org(org)));
+        assert_eq!(Announcement::parse("p"), Some(Announcement::Ping));
+        for bad in ["", "c:", "c:0", "c:zz", "t:other:00", "u:x:y", "o:1", "x:00", "p:1"] {
+            assert_eq!(Announcement::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// A probe that counts its readings and answers `value`; nobody else writes.
+    #[derive(Debug, Default)]
+    struct Counting {
+        readings: std::sync::atomic::AtomicUsize,
+        value: AtomicI64,
+    }
+
+    #[async_trait]
+    impl ChangeProbe for Counting {
+        fn observed(&self) -> Result<i64> {
+            self.readings.fetch_add(1, Ordering::SeqCst);
+            Ok(self.value.load(Ordering::SeqCst))
+        }
+        async fn others_committed(&self) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    /// Polls `f` inside a [`RequestView`], as the server's request tracking does.
+    struct InView<F> {
+        view: RequestView,
+        f: std::pin::Pin<Box<F>>,
+    }
+
+    impl<F: std::future::Future> std::future::Future for InView<F> {
+        type Output = F::Output;
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+            let this = &mut *self;
+            this.view.enter(|| this.f.as_mut().poll(cx))
+        }
+    }
+
+    #[tokio::test]
+    async fn one_reading_per_request_and_one_per_lookup_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
+            .await
+            .unwrap();
+        inner.migrate().await.unwrap();
+        let probe = Arc::new(Counting::default());
+        let store = CachedStore::new(inner, 100, Some(probe.clone()));
+        store.c.reconcile().await.unwrap();
+        let id = Uuid::now_v7();
+        let readings = || probe.readings.load(Ordering::SeqCst);
+
+        // Outside a request: a reading per lookup.
+        let before = readings();
+        for _ in 0..3 {
+            assert!(store.get_org(id).await.unwrap().is_none());
+        }
+        assert_eq!(readings() - before, 3);
+
+        // Inside one: one reading for all of its lookups, across its polls.
+        let before = readings();
+        let request = async {
+            for _ in 0..3 {
+                assert!(store.get_org(id).await.unwrap().is_none());
+                tokio::task::yield_now().await;
+                assert!(store.find_user(id).await.unwrap().is_none());
+            }
+        };
+        InView {
+            view: RequestView::default(),
+            f: Box::pin(request),
+        }
+        .await;
+        assert_eq!(readings() - before, 1);
+
+        // The next request reads again, and sees a commit made since: it bypasses the cache
+        // until the reconciler caught up.
+        probe.value.store(1, Ordering::SeqCst);
+        let before = readings();
+        let c = &store.c;
+        InView {
+            view: RequestView::default(),
+            f: Box::pin(async { assert!(!c.trusted()) }),
+        }
+        .await;
+        assert_eq!(readings() - before, 1);
     }
 }

@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod foreign_postgres;
 pub mod foreign_sqlite;
+pub mod pg_notify;
 pub mod postgres;
 pub mod sqlite;
 pub mod sqlite_changes;
@@ -230,8 +231,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How a cache in front of this store learns of other processes' commits (see
     /// `cache.rs`); `None` when it cannot (PostgreSQL, an in-memory database), and then no cache
-    /// is put in front.
+    /// is put in front, unless the store has a [`Store::change_feed`] and the setting asks for it.
     fn change_probe(&self) -> Option<Arc<dyn cache::ChangeProbe>> {
+        None
+    }
+
+    /// How a cache in front of this store hears of other writers' commits as they happen
+    /// (PostgreSQL: LISTEN/NOTIFY, see `pg_notify.rs`); `None` when it cannot.
+    fn change_feed(&self) -> Option<Arc<dyn cache::ChangeFeed>> {
         None
     }
 }

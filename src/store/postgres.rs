@@ -378,6 +378,13 @@ impl Store for PgStore {
         }
     }
 
+    fn change_feed(&self) -> Option<std::sync::Arc<dyn super::cache::ChangeFeed>> {
+        Some(std::sync::Arc::new(super::pg_notify::PgNotify::new(
+            self.opts.clone(),
+            self.pool.clone(),
+        )))
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

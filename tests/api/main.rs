@@ -17,6 +17,7 @@ mod openapi;
 mod ops;
 #[path = "../support/pg.rs"]
 mod pg;
+mod pg_cache;
 mod readme;
 mod secrets;
 mod smartphonekey;
