@@ -769,7 +769,7 @@ pub async fn build_service(settings: &Settings, clock: SharedClock) -> Result<Se
         .await
         .map_err(describe)?;
     store.migrate().await.map_err(describe)?;
-    let store = store::cache::wrap_for(
+    let store = store::cache::wrap(
         store,
         settings.credential_cache_entries,
         settings.postgres_credential_cache,

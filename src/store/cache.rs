@@ -30,7 +30,7 @@
 //!
 //! # Writes by other nodes (PostgreSQL, opt-in)
 //! PostgreSQL has no such probe and several nodes write, so by default the server does not put
-//! this cache in front of it (see [`wrap_for`]). With `postgres_credential_cache` on, a
+//! this cache in front of it (see [`wrap`]). With `postgres_credential_cache` on, a
 //! [`ChangeFeed`] (store/pg_notify.rs: `LISTEN keygate_cache`, fed by the triggers of migration
 //! 0006 on every commit of any writer) delivers what changed; each announcement goes through the
 //! same `Caches::invalidate` as this process's own writes (bumping the generation alike), and an
@@ -765,15 +765,10 @@ impl Store for CachedStore {
     }
 }
 
-/// [`wrap_for`] without `postgres_credential_cache`: PostgreSQL runs uncached.
-pub fn wrap(inner: SharedStore, entries: u64) -> SharedStore {
-    wrap_for(inner, entries, false)
-}
-
 /// The store the server runs on: `inner` with the credential cache in front when `entries` is
 /// not 0 and the database has a change probe (SQLite), or, when `postgres_cache` is on, a
 /// change feed (PostgreSQL's LISTEN/NOTIFY). Otherwise (PostgreSQL by default) uncached.
-pub fn wrap_for(inner: SharedStore, entries: u64, postgres_cache: bool) -> SharedStore {
+pub fn wrap(inner: SharedStore, entries: u64, postgres_cache: bool) -> SharedStore {
     if entries == 0 {
         return inner;
     }

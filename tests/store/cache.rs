@@ -7,7 +7,7 @@ use super::*;
 
 async fn cached_and_other() -> (Fx, SharedStore, SharedStore) {
     let fx = Fx::sqlite().await;
-    let cached = store::cache::wrap(store::open(&fx.url).await.unwrap(), 1_000);
+    let cached = store::cache::wrap(store::open(&fx.url).await.unwrap(), 1_000, false);
     // A second handle with its own pools: its writer is another connection, like the CLI's.
     let other = fx.store.clone();
     (fx, cached, other)
@@ -17,10 +17,10 @@ async fn cached_and_other() -> (Fx, SharedStore, SharedStore) {
 async fn the_cache_is_only_in_front_of_a_file_database() {
     let fx = Fx::sqlite().await;
     assert!(fx.store.change_probe().is_some());
-    let wrapped = store::cache::wrap(fx.store.clone(), 1_000);
+    let wrapped = store::cache::wrap(fx.store.clone(), 1_000, false);
     assert!(!std::sync::Arc::ptr_eq(&wrapped, &fx.store));
     // Off with 0 entries.
-    let off = store::cache::wrap(fx.store.clone(), 0);
+    let off = store::cache::wrap(fx.store.clone(), 0, false);
     assert!(std::sync::Arc::ptr_eq(&off, &fx.store));
 }
 

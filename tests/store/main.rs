@@ -52,7 +52,7 @@ impl Fx {
     async fn sqlite_cached() -> Fx {
         let fx = Fx::sqlite().await;
         Fx {
-            store: store::cache::wrap(fx.store, 1_000),
+            store: store::cache::wrap(fx.store, 1_000, false),
             ..fx
         }
     }
