@@ -219,6 +219,24 @@ impl RequestView {
     }
 }
 
+/// The cached lookups, as `keygate_cache_lookups_total` names them (`cache` label).
+#[derive(Clone, Copy)]
+enum Lookup {
+    Credential,
+    ApiKey,
+    Token,
+    User,
+    Org,
+}
+
+/// A lookup's outcome (`outcome` label).
+#[derive(Clone, Copy)]
+enum Outcome {
+    Hit,
+    Miss,
+    Bypass,
+}
+
 /// `keygate_cache_lookups_total`'s handles by (cache, outcome), made on first use (after the
 /// server installed its metrics recorder), so that a lookup does not look the series up again.
 #[derive(Default)]
@@ -228,16 +246,12 @@ impl LookupCounters {
     const CACHES: [&'static str; 5] = ["credential", "api_key", "token", "user", "org"];
     const OUTCOMES: [&'static str; 3] = ["hit", "miss", "bypass"];
 
-    fn increment(&self, cache: &'static str, outcome: &'static str) {
-        let (Some(c), Some(o)) = (
-            Self::CACHES.iter().position(|n| *n == cache),
-            Self::OUTCOMES.iter().position(|n| *n == outcome),
-        ) else {
-            metrics::counter!("keygate_cache_lookups_total", "cache" => cache, "outcome" => outcome).increment(1);
-            return;
-        };
+    fn increment(&self, lookup: Lookup, outcome: Outcome) {
+        let (c, o) = (lookup as usize, outcome as usize);
         self.0[c][o]
-            .get_or_init(|| metrics::counter!("keygate_cache_lookups_total", "cache" => cache, "outcome" => outcome))
+            .get_or_init(|| {
+                metrics::counter!("keygate_cache_lookups_total", "cache" => Self::CACHES[c], "outcome" => Self::OUTCOMES[o])
+            })
             .increment(1);
     }
 }
@@ -431,7 +445,7 @@ impl CachedStore {
     /// database, and what it read is kept unless an invalidation ran meanwhile.
     async fn cached<K, V>(
         &self,
-        name: &'static str,
+        lookup: Lookup,
         cache: &Cache<K, V>,
         key: K,
         load: impl std::future::Future<Output = Result<V>>,
@@ -443,7 +457,7 @@ impl CachedStore {
         let trusted = self.c.trusted();
         if trusted {
             if let Some(v) = cache.get(&key) {
-                self.c.counters.increment(name, "hit");
+                self.c.counters.increment(lookup, Outcome::Hit);
                 return Ok(v);
             }
         }
@@ -454,11 +468,11 @@ impl CachedStore {
             if self.c.generation.load(Ordering::Acquire) == generation {
                 cache.insert(key, v.clone());
             }
-            "miss"
+            Outcome::Miss
         } else {
-            "bypass"
+            Outcome::Bypass
         };
-        self.c.counters.increment(name, outcome);
+        self.c.counters.increment(lookup, outcome);
         Ok(v)
     }
 
@@ -496,7 +510,7 @@ impl Store for CachedStore {
         r
     }
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        self.cached("org", &self.c.orgs, id, self.inner.get_org(id)).await
+        self.cached(Lookup::Org, &self.c.orgs, id, self.inner.get_org(id)).await
     }
     async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>> {
         self.inner.get_org_by_name(name).await
@@ -511,7 +525,7 @@ impl Store for CachedStore {
     }
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
         self.cached(
-            "user",
+            Lookup::User,
             &self.c.users,
             (Some(org_id), id),
             self.inner.get_user(org_id, id),
@@ -529,7 +543,7 @@ impl Store for CachedStore {
         r
     }
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        self.cached("user", &self.c.users, (None, id), self.inner.find_user(id))
+        self.cached(Lookup::User, &self.c.users, (None, id), self.inner.find_user(id))
             .await
     }
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
@@ -548,7 +562,7 @@ impl Store for CachedStore {
     }
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
         self.cached(
-            "api_key",
+            Lookup::ApiKey,
             &self.c.api_keys,
             hash.to_vec(),
             self.inner.find_api_key(hash),
@@ -584,7 +598,7 @@ impl Store for CachedStore {
         // does. (A miss stays a miss: an expired token never comes back.)
         let found = self
             .cached(
-                "token",
+                Lookup::Token,
                 &self.c.tokens,
                 (kind, hash.to_vec()),
                 self.inner.find_login_token(kind, hash, now),
@@ -608,7 +622,7 @@ impl Store for CachedStore {
     }
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
         self.cached(
-            "credential",
+            Lookup::Credential,
             &self.c.credentials,
             hash.to_vec(),
             self.inner.find_credential_by_hash(hash),
