@@ -104,6 +104,25 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The SQLite store's direct calls (its hot reads, its group-commit writer, its change probe)
+/// map errors as sqlx's are mapped: a unique or primary key violation is a conflict, anything
+/// else internal. SQLite's messages name constraints and columns, never values.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                Error::Conflict("already exists".into())
+            }
+            _ => Error::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {

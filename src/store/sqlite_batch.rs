@@ -219,7 +219,7 @@ async fn commit_batch(pool: &SqlitePool, jobs: Vec<Job>) {
                             let out = run_batch(&db, jobs);
                             (out, db.is_autocommit())
                         }
-                        Err(e) => (fail_all(jobs, db_err(e)), true),
+                        Err(e) => (fail_all(jobs, Error::from(e)), true),
                     }
                 }
                 Err(e) => (fail_all(jobs, e.into()), true),
@@ -318,25 +318,8 @@ fn run_in_savepoint(db: &Connection, op: &Op) -> Result<Result<Done>> {
 
 /// A statement without parameters or rows, prepared once per batch.
 fn exec(db: &Connection, sql: &str) -> Result<()> {
-    db.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(db_err)?;
+    db.prepare_cached(sql).and_then(|mut s| s.execute([]))?;
     Ok(())
-}
-
-/// rusqlite's error as sqlx's would be mapped (`From<sqlx::Error> for Error`): a unique or
-/// primary key violation is a conflict, anything else internal. SQLite's messages name
-/// constraints and columns, never values.
-fn db_err(e: rusqlite::Error) -> Error {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ) =>
-        {
-            Error::Conflict("already exists".into())
-        }
-        _ => Error::Internal(e.to_string()),
-    }
 }
 
 /// Batch sizes: the `keygate_sqlite_batch_size` histogram, and at debug level at most one line
@@ -402,7 +385,7 @@ fn run(db: &Connection, op: &Op) -> Result<Done> {
 
 /// The event with the next version of its aggregate (sqlite.rs's `append`, the same SQL).
 fn append(db: &Connection, e: &NewEvent) -> Result<i64> {
-    let mut stmt = db.prepare_cached(APPEND_EVENT).map_err(db_err)?;
+    let mut stmt = db.prepare_cached(APPEND_EVENT)?;
     stmt.query_row(
         params![
             e.org_id.to_string(),
@@ -415,22 +398,20 @@ fn append(db: &Connection, e: &NewEvent) -> Result<i64> {
         ],
         |r| r.get(0),
     )
-    .map_err(db_err)
+    .map_err(Error::from)
 }
 
 /// The credential row `sql` answers (parameters org_id, id), mapped by sqlite.rs's `cred_from`.
 fn cred_row(db: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Option<Credential>> {
-    let mut stmt = db.prepare_cached(sql).map_err(db_err)?;
-    let mut rows = stmt.query(p).map_err(db_err)?;
-    rows.next().map_err(db_err)?.map(cred_from).transpose()
+    let mut stmt = db.prepare_cached(sql)?;
+    let mut rows = stmt.query(p)?;
+    rows.next()?.map(cred_from).transpose()
 }
 
 fn insert_credential(db: &Connection, c: &Credential, event: &NewEvent) -> Result<i64> {
-    let mut stmt = db
-        .prepare_cached(&format!(
-            "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .map_err(db_err)?;
+    let mut stmt = db.prepare_cached(&format!(
+        "INSERT INTO credentials ({CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))?;
     stmt.execute(params![
         c.id.to_string(),
         c.org_id.to_string(),
@@ -453,35 +434,30 @@ fn insert_credential(db: &Connection, c: &Credential, event: &NewEvent) -> Resul
         c.updated_by,
         c.revoked_at.map(to_micros),
         c.revoked_by,
-    ])
-    .map_err(db_err)?;
+    ])?;
     append(db, event)
 }
 
 fn update_credential(db: &Connection, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
-    let mut stmt = db
-        .prepare_cached(
-            "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
+    let mut stmt = db.prepare_cached(
+        "UPDATE credentials SET name = ?, scopes = ?, not_before = ?, expires_at = ?, max_uses = ?, \
              allowed_users = ?, subject = ?, metadata = ?, updated_at = ?, updated_by = ? \
              WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
-        )
-        .map_err(db_err)?;
-    let n = stmt
-        .execute(params![
-            c.name,
-            to_json(&c.scopes)?,
-            c.not_before.map(to_micros),
-            c.expires_at.map(to_micros),
-            c.max_uses,
-            to_json(&c.allowed_users)?,
-            to_json(&c.subject)?,
-            to_json(&c.metadata)?,
-            to_micros(c.updated_at),
-            c.updated_by,
-            c.org_id.to_string(),
-            c.id.to_string(),
-        ])
-        .map_err(db_err)?;
+    )?;
+    let n = stmt.execute(params![
+        c.name,
+        to_json(&c.scopes)?,
+        c.not_before.map(to_micros),
+        c.expires_at.map(to_micros),
+        c.max_uses,
+        to_json(&c.allowed_users)?,
+        to_json(&c.subject)?,
+        to_json(&c.metadata)?,
+        to_micros(c.updated_at),
+        c.updated_by,
+        c.org_id.to_string(),
+        c.id.to_string(),
+    ])?;
     if n == 1 { Ok(Some(append(db, event)?)) } else { Ok(None) }
 }
 
@@ -493,22 +469,18 @@ fn revoke_credential(
     by: &str,
     event: &NewEvent,
 ) -> Result<Option<(Credential, Option<i64>)>> {
-    let mut stmt = db
-        .prepare_cached(
-            "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
+    let mut stmt = db.prepare_cached(
+        "UPDATE credentials SET revoked_at = ?, revoked_by = ?, updated_at = ?, updated_by = ? \
              WHERE org_id = ? AND id = ? AND revoked_at IS NULL",
-        )
-        .map_err(db_err)?;
-    let n = stmt
-        .execute(params![
-            to_micros(at),
-            by,
-            to_micros(at),
-            by,
-            org_id.to_string(),
-            id.to_string()
-        ])
-        .map_err(db_err)?;
+    )?;
+    let n = stmt.execute(params![
+        to_micros(at),
+        by,
+        to_micros(at),
+        by,
+        org_id.to_string(),
+        id.to_string()
+    ])?;
     let version = if n == 1 { Some(append(db, event)?) } else { None };
     let cred = cred_row(
         db,

@@ -49,8 +49,8 @@ impl SqliteChanges {
 impl ChangeProbe for SqliteChanges {
     fn observed(&self) -> Result<i64> {
         let conn = self.monitor.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn.prepare_cached("PRAGMA data_version").map_err(Error::internal)?;
-        stmt.query_row([], |r| r.get(0)).map_err(Error::internal)
+        let mut stmt = conn.prepare_cached("PRAGMA data_version")?;
+        stmt.query_row([], |r| r.get(0)).map_err(Error::from)
     }
 
     async fn others_committed(&self) -> Result<bool> {

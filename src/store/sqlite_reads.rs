@@ -84,12 +84,10 @@ impl Reads {
     /// The rows `sql` answers, mapped by `map`.
     pub(crate) fn all<T>(&self, sql: &str, params: &[Val<'_>], map: fn(&Row<'_>) -> Result<T>) -> Result<Vec<T>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(sql).map_err(Error::internal)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params.iter()))
-            .map_err(Error::internal)?;
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
         let mut out = vec![];
-        while let Some(row) = rows.next().map_err(Error::internal)? {
+        while let Some(row) = rows.next()? {
             out.push(map(row)?);
         }
         Ok(out)
@@ -98,10 +96,8 @@ impl Reads {
     /// The first row `sql` answers, if any.
     pub(crate) fn one<T>(&self, sql: &str, params: &[Val<'_>], map: fn(&Row<'_>) -> Result<T>) -> Result<Option<T>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(sql).map_err(Error::internal)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params.iter()))
-            .map_err(Error::internal)?;
-        rows.next().map_err(Error::internal)?.map(map).transpose()
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        rows.next()?.map(map).transpose()
     }
 }
