@@ -167,9 +167,14 @@ impl SqliteStore {
 
     /// The rows a hot read answers (see [`Self::read_one`]).
     async fn read_all<T: FromCols>(&self, sql: &str, params: &[Val<'_>]) -> Result<Vec<T>> {
-        if let Some(r) = &self.reads {
-            return r.all(sql, params, |row| T::from_cols(row));
+        match &self.reads {
+            Some(r) => r.all(sql, params, |row| T::from_cols(row)),
+            None => self.pool_all(sql, params).await,
         }
+    }
+
+    /// The rows `sql` answers, read on sqlx's read pool.
+    async fn pool_all<T: FromCols>(&self, sql: &str, params: &[Val<'_>]) -> Result<Vec<T>> {
         bind(sqlx::query(sql), params)
             .fetch_all(&self.reader)
             .await?
@@ -264,7 +269,7 @@ impl Cols for SqliteRow {
 
 impl Cols for rusqlite::Row<'_> {
     fn col<T: ColType>(&self, name: &str) -> Result<T> {
-        self.get(name).map_err(Error::internal)
+        Ok(self.get(name)?)
     }
 }
 
@@ -768,12 +773,7 @@ impl Store for SqliteStore {
             // thread. Other listings may be long and stay on sqlx's pool.
             return self.read_all(&sql, &params).await;
         }
-        bind(sqlx::query(&sql), &params)
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(cred_from)
-            .collect()
+        self.pool_all(&sql, &params).await
     }
 
     async fn update_credential(&self, c: &Credential, event: &NewEvent) -> Result<Option<i64>> {
