@@ -24,6 +24,7 @@ use keygate::error::Error;
 use keygate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use keygate::store::{self, Bootstrap, ConsumeOutcome, CredentialFilter, SharedStore};
 use serde_json::json;
+use sqlx::Connection;
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -65,6 +66,34 @@ impl Fx {
         Some(Fx { url, store, _dir: None })
     }
 
+    /// PostgreSQL with the opt-in credential cache in front (`postgres_credential_cache`,
+    /// invalidated by LISTEN/NOTIFY): every conformance case holds through it as well. A
+    /// second handle (`reopen`) is another node without the cache.
+    async fn postgres_cached(test: &str) -> Option<Fx> {
+        let fx = Fx::postgres(test).await?;
+        let store = store::cache::wrap(fx.store, 1_000, true);
+        // Until its listener has listened and the triggers exist, the cache is bypassed: wait
+        // for both, so that the case runs through the cache.
+        let mut db = sqlx::PgConnection::connect(&fx.url).await.unwrap();
+        for _ in 0..200 {
+            let ready: bool = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'keygate_cache_notify') = 5 \
+                 AND EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'keygate-cache-listener' AND query ILIKE 'LISTEN%')",
+            )
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+            if ready {
+                // `connected` follows the triggers' commit at once.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                return Some(Fx { store, ..fx });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the cache's listener did not connect within 10 s");
+    }
+
     /// Another handle on the same database: on PostgreSQL its own pool, as another node would
     /// have. SQLite is one node's embedded database: the same handle (its single writer
     /// connection is what serializes writers; two processes racing a read-then-write
@@ -102,6 +131,16 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     if let Some(fx) = super::Fx::postgres(stringify!($case)).await {
+                        super::$case(fx).await;
+                    }
+                }
+            )*
+        }
+        mod postgres_cached {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(fx) = super::Fx::postgres_cached(stringify!($case)).await {
                         super::$case(fx).await;
                     }
                 }
