@@ -21,6 +21,8 @@
 #   SIZES="1000 1000000"  native keys seeded for the verify rows (one row per size)
 #   BENCH_LABEL=before the label, as --label
 #   BENCH_POSTGRES=1   a throwaway durable PostgreSQL 15 (scripts/pg.sh) instead of SQLite
+#   BENCH_PG_CACHE=1   with BENCH_POSTGRES=1: keygate runs with postgres_credential_cache on (its
+#                      own section, "postgres-cache"; the seeded rows reach it by the triggers too)
 #   BENCH_LOG_LEVEL=warn  keygate's log level
 #   BENCHMARKS=BENCHMARKS.md  the file to write
 #   TEMP_KEYS=1000, TEDEE_KEYS=6500, UNKNOWN_SHARE=0.1
@@ -62,6 +64,10 @@ LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
 BENCHMARKS="${BENCHMARKS:-BENCHMARKS.md}"
 DBKIND=sqlite
 [[ -n "${BENCH_POSTGRES:-}" ]] && DBKIND=postgres
+if [[ -n "${BENCH_PG_CACHE:-}" ]]; then
+    [[ $DBKIND == postgres* ]] || die "BENCH_PG_CACHE=1 needs BENCH_POSTGRES=1"
+    DBKIND=postgres-cache
+fi
 [[ -n "$SIZES" ]] || die "SIZES is empty"
 ROWS=" ${ROWS:-verify superoffice tedee use create} "
 for r in $ROWS; do
@@ -76,7 +82,7 @@ H="python3 bench/helper.py"
 for tool in python3 curl; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-[[ $DBKIND == postgres ]] && { command -v psql >/dev/null || die "psql is not installed (postgresql-client)"; }
+[[ $DBKIND == postgres* ]] && { command -v psql >/dev/null || die "psql is not installed (postgresql-client)"; }
 if ! command -v wrk >/dev/null; then
     [[ $(id -u) -eq 0 ]] || die "wrk is not installed: apt-get install wrk (as root)"
     echo "bench: installing wrk" >&2
@@ -111,7 +117,7 @@ free_port() {
 
 # The secret keys every stored digest; the seeding computes the same digests with it.
 export KEYGATE_SECRET="bench-secret-bench-secret-bench-secret-0123456789"
-if [[ $DBKIND == postgres ]]; then
+if [[ $DBKIND == postgres* ]]; then
     PGDIR="$WORK/pg"
     mkdir -p "$PGDIR" && chmod 777 "$WORK" "$PGDIR"
     ADMIN_URL=$(KEYGATE_PG_DURABLE=1 bash scripts/pg.sh start "$PGDIR")
@@ -130,6 +136,7 @@ CEILING="http://127.0.0.1:$CPORT/"
 "$TARGET_DIR/release/examples/ceiling" "127.0.0.1:$CPORT" 2>"$WORK/ceiling.log" &
 CPID=$!
 extra_env=()
+[[ $DBKIND == postgres-cache ]] && extra_env+=("KEYGATE_POSTGRES_CREDENTIAL_CACHE=true")
 ((CONNS + 16 <= 256)) || extra_env+=("KEYGATE_MAX_CONNECTIONS_PER_ADDRESS=$((CONNS + 16))")
 ((CONNS + 16 <= 4096)) || extra_env+=("KEYGATE_MAX_CONNECTIONS=$((CONNS + 16))")
 CEIL_BODY='{"key":"kgb_1.benchsecret1","scope":"read"}'
@@ -276,7 +283,8 @@ done
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD 2>/dev/null || commit="$commit with uncommitted changes"
 cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
-[[ $DBKIND == postgres ]] && cmd="BENCH_POSTGRES=1 $cmd"
+[[ $DBKIND == postgres* ]] && cmd="BENCH_POSTGRES=1 $cmd"
+[[ $DBKIND == postgres-cache ]] && cmd="BENCH_PG_CACHE=1 $cmd"
 cmd="$cmd bench/run.sh --label $LABEL"
 export B_DB="$DBKIND" B_LABEL="$LABEL" B_CMD="$cmd" B_COMMIT="$commit" B_HWM_RESET="$HWM_RESET" \
     B_DURATION="$DURATION" B_CONNS="$CONNS" B_THREADS="$THREADS" B_LOG_LEVEL="$LOG_LEVEL" \
@@ -294,7 +302,8 @@ cpu = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read())
 mem = int(re.search(r"MemTotal:\s*(\d+)", open("/proc/meminfo").read()).group(1))
 meta = {
     "db": e["B_DB"],
-    "db_title": {"sqlite": "SQLite", "postgres": "PostgreSQL 15"}[e["B_DB"]],
+    "db_title": {"sqlite": "SQLite", "postgres": "PostgreSQL 15",
+                 "postgres-cache": "PostgreSQL 15, credential cache on"}[e["B_DB"]],
     "label": e["B_LABEL"],
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     "command": e["B_CMD"],
