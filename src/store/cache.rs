@@ -3,16 +3,20 @@
 //! ticket or session and a disabled user are seen by the very next request.
 //!
 //! # What is cached
-//! Five lookups, hits and misses alike (an unknown key is asked about as often as a known one):
+//! Six lookups, hits and misses alike (an unknown key is asked about as often as a known one):
 //! a presented key by digest ([`Store::find_credential_by_hash`]), an `X-API-Key` by digest, a
-//! ticket or session by digest, a user by id and an organization by id. Each cache is bounded
-//! in entries. Everything else goes to the database as before.
+//! ticket or session by digest, a user by id, an organization by id, and one owner's credentials
+//! ([`Store::list_credentials`] with `owner_id` set: the Tedee and personal-key lists), held by
+//! (organization, owner) with the last few filters asked for. Each cache is bounded in entries
+//! (the lists in rows held). Everything else goes to the database as before.
 //!
 //! # Invalidation: one path
 //! Every write goes through this decorator. After the inner store has committed it (and before
 //! the caller is answered), [`CachedStore`] drops the entries the write touched, found from
-//! what the write returns (a credential's digest, a user's id, ...); when it cannot tell (an
-//! error after the commit may have happened) it drops the whole cache concerned. A lookup that
+//! what the write returns (a credential's digest, a user's id, ...); a credential write drops its
+//! owner's lists too. When it cannot tell (an error after the commit may have happened) it drops
+//! the whole cache concerned (every credential and every list). A credential announced by the
+//! PostgreSQL feed (digest only, owner unknown) drops every list. A lookup that
 //! read the database while an invalidation ran does not store what it read: a generation
 //! counter, bumped under the fill lock by every invalidation, is compared before the insert.
 //!
@@ -42,7 +46,7 @@
 //! the propagation delay of a notification (README, "Credential cache").
 
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, SharedStore, Store};
-use crate::core::credential::Credential;
+use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
 use crate::core::foreign::{
     DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
@@ -171,7 +175,8 @@ impl Announcement {
 
     fn evict(&self) -> Evict<'_> {
         match self {
-            Announcement::Credential(h) => Evict::Credential(h),
+            // The digest does not tell whose lists the credential is in.
+            Announcement::Credential(h) => Evict::CredentialAnyOwner(h),
             Announcement::ApiKey(h) => Evict::ApiKey(h),
             Announcement::Token(k, h) => Evict::Token(*k, h),
             Announcement::User(id, org) => Evict::User(*id, *org),
@@ -227,6 +232,7 @@ enum Lookup {
     Token,
     User,
     Org,
+    List,
 }
 
 /// A lookup's outcome (`outcome` label).
@@ -240,10 +246,10 @@ enum Outcome {
 /// `keygate_cache_lookups_total`'s handles by (cache, outcome), made on first use (after the
 /// server installed its metrics recorder), so that a lookup does not look the series up again.
 #[derive(Default)]
-struct LookupCounters([[OnceLock<metrics::Counter>; 3]; 5]);
+struct LookupCounters([[OnceLock<metrics::Counter>; 3]; 6]);
 
 impl LookupCounters {
-    const CACHES: [&'static str; 5] = ["credential", "api_key", "token", "user", "org"];
+    const CACHES: [&'static str; 6] = ["credential", "api_key", "token", "user", "org", "list"];
     const OUTCOMES: [&'static str; 3] = ["hit", "miss", "bypass"];
 
     fn increment(&self, lookup: Lookup, outcome: Outcome) {
@@ -266,6 +272,10 @@ struct Caches {
     /// By (organization, id) for `get_user`, by (None, id) for `find_user`.
     users: Cache<(Option<Uuid>, Uuid), Option<User>>,
     orgs: Cache<Uuid, Option<Organization>>,
+    /// One owner's credential lists, by (organization, owner): the last [`LISTS_PER_OWNER`]
+    /// filters asked for, so that a write drops all of that owner's lists at once. Bounded in
+    /// rows held (not entries).
+    lists: Cache<(Uuid, Uuid), OwnerLists>,
     /// Fills hold it shared, invalidations exclusively (see `fill`).
     fill: RwLock<()>,
     generation: AtomicU64,
@@ -287,14 +297,33 @@ impl std::fmt::Debug for Caches {
     }
 }
 
+/// One owner's cached lists: each filter (kind, cursor, limit) with the rows it answered.
+type OwnerLists = Arc<[(ListQuery, Arc<[Credential]>)]>;
+
+/// What an owner-filtered listing asks for besides its organization and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListQuery {
+    kind: Option<Kind>,
+    after: Option<Uuid>,
+    limit: u32,
+}
+
+/// How many filters a cached owner's lists keep (the newest).
+const LISTS_PER_OWNER: usize = 4;
+
 /// Which cache an invalidation drops entries of.
 enum Evict<'a> {
     Credential(&'a [u8]),
+    /// A credential of unknown owner (a PostgreSQL announcement): it and every list.
+    CredentialAnyOwner(&'a [u8]),
+    /// One owner's lists: (organization, owner).
+    Lists(Uuid, Uuid),
     ApiKey(&'a [u8]),
     Token(TokenKind, &'a [u8]),
     /// A user's id and organization.
     User(Uuid, Uuid),
     Org(Uuid),
+    /// Every credential and every list.
     AllCredentials,
     AllApiKeys,
     AllTokens,
@@ -309,6 +338,15 @@ impl Caches {
             tokens: Cache::new(entries),
             users: Cache::new(entries),
             orgs: Cache::new(entries),
+            // Weighed in rows (and one per owner), so that the lists hold at most as many
+            // credentials as the other caches hold entries.
+            lists: Cache::builder()
+                .max_capacity(entries)
+                .weigher(|_, v: &OwnerLists| {
+                    let rows: usize = v.iter().map(|(_, rows)| rows.len()).sum();
+                    u32::try_from(rows + 1).unwrap_or(u32::MAX)
+                })
+                .build(),
             fill: RwLock::new(()),
             generation: AtomicU64::new(0),
             probe,
@@ -355,6 +393,11 @@ impl Caches {
         for d in what {
             match d {
                 Evict::Credential(h) => self.credentials.invalidate(*h),
+                Evict::CredentialAnyOwner(h) => {
+                    self.credentials.invalidate(*h);
+                    self.lists.invalidate_all();
+                }
+                Evict::Lists(org, owner) => self.lists.invalidate(&(*org, *owner)),
                 Evict::ApiKey(h) => self.api_keys.invalidate(*h),
                 Evict::Token(k, h) => self.tokens.invalidate(&(*k, h.to_vec())),
                 Evict::User(id, org) => {
@@ -362,7 +405,10 @@ impl Caches {
                     self.users.invalidate(&(Some(*org), *id));
                 }
                 Evict::Org(id) => self.orgs.invalidate(id),
-                Evict::AllCredentials => self.credentials.invalidate_all(),
+                Evict::AllCredentials => {
+                    self.credentials.invalidate_all();
+                    self.lists.invalidate_all();
+                }
                 Evict::AllApiKeys => self.api_keys.invalidate_all(),
                 Evict::AllTokens => self.tokens.invalidate_all(),
                 Evict::Everything => {
@@ -371,6 +417,7 @@ impl Caches {
                     self.tokens.invalidate_all();
                     self.users.invalidate_all();
                     self.orgs.invalidate_all();
+                    self.lists.invalidate_all();
                 }
             }
         }
@@ -476,14 +523,75 @@ impl CachedStore {
         Ok(v)
     }
 
-    fn drop_credential_of<T>(&self, r: &Result<T>, hash: impl FnOnce(&T) -> Option<Vec<u8>>) {
+    /// One owner's credentials (`filter.owner_id` set), as [`Self::cached`] does a lookup: the
+    /// entry of (organization, owner) holds the rows of its last few filters; a fill adds its
+    /// filter to what the entry holds (under the fill lock, so the entry is as current as the
+    /// rows read).
+    async fn cached_list(&self, org_id: Uuid, owner: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>> {
+        let key = (org_id, owner);
+        let query = ListQuery {
+            kind: filter.kind,
+            after: filter.after,
+            limit: filter.limit,
+        };
+        let trusted = self.c.trusted();
+        if trusted {
+            if let Some(rows) = self
+                .c
+                .lists
+                .get(&key)
+                .and_then(|e| e.iter().find(|(q, _)| *q == query).map(|(_, rows)| rows.clone()))
+            {
+                self.c.counters.increment(Lookup::List, Outcome::Hit);
+                return Ok(rows.to_vec());
+            }
+        }
+        let generation = self.c.generation.load(Ordering::Acquire);
+        let rows = self.inner.list_credentials(org_id, filter).await?;
+        let outcome = if trusted {
+            let _shared = self.c.fill.read().unwrap_or_else(PoisonError::into_inner);
+            if self.c.generation.load(Ordering::Acquire) == generation {
+                // Two fills of one owner at once may each drop the other's filter: a later miss.
+                let held = self.c.lists.get(&key);
+                let kept = held
+                    .iter()
+                    .flat_map(|e| e.iter())
+                    .filter(|(q, _)| *q != query)
+                    .take(LISTS_PER_OWNER - 1)
+                    .cloned();
+                let entry: OwnerLists = std::iter::once((query, Arc::from(rows.as_slice())))
+                    .chain(kept)
+                    .collect();
+                self.c.lists.insert(key, entry);
+            }
+            Outcome::Miss
+        } else {
+            Outcome::Bypass
+        };
+        self.c.counters.increment(Lookup::List, outcome);
+        Ok(rows)
+    }
+
+    /// After a credential write: drop the credential and its owner's lists, found by `of` from
+    /// what the write returned (digest, organization, owner); everything on error.
+    fn drop_credential_of<T>(&self, r: &Result<T>, of: impl FnOnce(&T) -> Option<(&[u8], Uuid, Option<Uuid>)>) {
         match r {
             Ok(v) => {
-                if let Some(h) = hash(v) {
-                    self.c.invalidate(&[Evict::Credential(&h)]);
+                if let Some((h, org, owner)) = of(v) {
+                    self.drop_credential(h, org, owner);
                 }
             }
             Err(_) => self.c.invalidate(&[Evict::AllCredentials]),
+        }
+    }
+
+    /// Drop a credential (by digest) and its owner's lists.
+    fn drop_credential(&self, hash: &[u8], org_id: Uuid, owner: Option<Uuid>) {
+        match owner {
+            Some(owner) => self
+                .c
+                .invalidate(&[Evict::Credential(hash), Evict::Lists(org_id, owner)]),
+            None => self.c.invalidate(&[Evict::Credential(hash)]),
         }
     }
 }
@@ -614,7 +722,8 @@ impl Store for CachedStore {
 
     async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64> {
         let r = self.inner.insert_credential(cred, event).await;
-        self.c.invalidate(&[Evict::Credential(&cred.hash)]);
+        // Whatever the outcome, the new row is the caller's: its digest and owner.
+        self.drop_credential(&cred.hash, cred.org_id, cred.owner_id);
         r
     }
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
@@ -633,12 +742,20 @@ impl Store for CachedStore {
         self.inner.find_credential(id).await
     }
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>> {
-        self.inner.list_credentials(org_id, filter).await
+        match filter.owner_id {
+            // One owner's keys (the Tedee and personal-key lists): cached.
+            Some(owner) => self.cached_list(org_id, owner, filter).await,
+            None => self.inner.list_credentials(org_id, filter).await,
+        }
     }
     async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<Option<i64>> {
         let r = self.inner.update_credential(cred, event).await;
-        // The digest never changes; drop by the one the caller had (and everything on error).
-        self.drop_credential_of(&r, |_| Some(cred.hash.clone()));
+        // The digest, organization and owner never change (the update is by organization and
+        // id and writes none of them); drop by the ones the caller had (everything on error).
+        match &r {
+            Ok(_) => self.drop_credential(&cred.hash, cred.org_id, cred.owner_id),
+            Err(_) => self.c.invalidate(&[Evict::AllCredentials]),
+        }
         r
     }
     async fn revoke_credential(
@@ -650,7 +767,7 @@ impl Store for CachedStore {
         event: &NewEvent,
     ) -> Result<Option<(Credential, Option<i64>)>> {
         let r = self.inner.revoke_credential(org_id, id, at, by, event).await;
-        self.drop_credential_of(&r, |v| v.as_ref().map(|(c, _)| c.hash.clone()));
+        self.drop_credential_of(&r, |v| v.as_ref().map(|(c, _)| (&c.hash[..], c.org_id, c.owner_id)));
         r
     }
     async fn consume_use(
@@ -663,7 +780,7 @@ impl Store for CachedStore {
     ) -> Result<ConsumeOutcome> {
         let r = self.inner.consume_use(org_id, id, now, event, extra).await;
         self.drop_credential_of(&r, |o| match o {
-            ConsumeOutcome::Used(c, _) | ConsumeOutcome::Refused(Some(c)) => Some(c.hash.clone()),
+            ConsumeOutcome::Used(c, _) | ConsumeOutcome::Refused(Some(c)) => Some((&c.hash[..], c.org_id, c.owner_id)),
             ConsumeOutcome::Refused(None) => None,
         });
         r
@@ -852,6 +969,181 @@ mod tests {
             let this = &mut *self;
             this.view.enter(|| this.f.as_mut().poll(cx))
         }
+    }
+
+    fn new_event(org: Uuid, id: Uuid) -> NewEvent {
+        NewEvent {
+            org_id: org,
+            aggregate_type: "key",
+            aggregate_id: id,
+            event_type: "KeyCreated",
+            data: serde_json::json!({}),
+            actor: "tester".into(),
+            at: Utc::now(),
+        }
+    }
+
+    fn personal(org: Uuid, owner: Uuid) -> Credential {
+        let now = Utc::now();
+        Credential {
+            id: Uuid::now_v7(),
+            org_id: org,
+            kind: Kind::Personal,
+            owner_id: Some(owner),
+            name: "laptop".into(),
+            prefix: "pk_1".into(),
+            hash: Uuid::new_v4().as_bytes().to_vec(),
+            scopes: vec!["Account.Read".into()],
+            not_before: None,
+            expires_at: None,
+            max_uses: None,
+            used_count: 0,
+            allowed_users: vec![],
+            subject: serde_json::json!(null),
+            metadata: serde_json::json!({}),
+            created_at: now,
+            created_by: format!("user:{owner}"),
+            updated_at: now,
+            updated_by: "t".into(),
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+
+    /// One owner's list is cached (a row written past the decorator is not seen), and every
+    /// credential write through it, a PostgreSQL announcement and a flush are seen at once;
+    /// another owner's list survives that owner's neighbour's writes.
+    #[tokio::test]
+    async fn owner_lists_are_cached_and_dropped_by_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
+            .await
+            .unwrap();
+        inner.migrate().await.unwrap();
+        let probe = Arc::new(Counting::default());
+        let store = CachedStore::new(inner.clone(), 100, Some(probe));
+        store.c.reconcile().await.unwrap();
+        let org = Organization {
+            id: Uuid::now_v7(),
+            name: "acme".into(),
+            is_system: false,
+            created_at: Utc::now(),
+        };
+        let api_key = ApiKey {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            name: "k".into(),
+            prefix: "kg".into(),
+            hash: vec![1; 32],
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        store.create_org(&org, &api_key, &[]).await.unwrap();
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let filter = |owner| CredentialFilter {
+            kind: Some(Kind::Personal),
+            owner_id: Some(owner),
+            after: None,
+            limit: 100,
+        };
+        let names = |v: Vec<Credential>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        let list = |owner| {
+            let (store, f) = (&store, filter(owner));
+            async move { store.list_credentials(org.id, &f).await.unwrap() }
+        };
+
+        let first = personal(org.id, alice);
+        store
+            .insert_credential(&first, &new_event(org.id, first.id))
+            .await
+            .unwrap();
+        assert_eq!(names(list(alice).await), ["laptop"]);
+        assert!(list(bob).await.is_empty());
+
+        // Cached: a row written behind the decorator's back is not seen...
+        let hidden = personal(org.id, alice);
+        inner
+            .insert_credential(&hidden, &new_event(org.id, hidden.id))
+            .await
+            .unwrap();
+        assert_eq!(list(alice).await.len(), 1);
+        // ... until a write through it (here bob's) drops the lists it touches: not alice's.
+        let bobs = personal(org.id, bob);
+        store
+            .insert_credential(&bobs, &new_event(org.id, bobs.id))
+            .await
+            .unwrap();
+        assert_eq!(list(bob).await.len(), 1);
+        assert_eq!(list(alice).await.len(), 1);
+        // A write of alice's: a create.
+        let second = personal(org.id, alice);
+        store
+            .insert_credential(&second, &new_event(org.id, second.id))
+            .await
+            .unwrap();
+        assert_eq!(list(alice).await.len(), 3);
+
+        // An update (rename).
+        let mut renamed = second.clone();
+        renamed.name = "phone".into();
+        assert!(
+            store
+                .update_credential(&renamed, &new_event(org.id, second.id))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(names(list(alice).await), ["laptop", "laptop", "phone"]);
+
+        // A revoke.
+        let r = store
+            .revoke_credential(org.id, first.id, Utc::now(), "t", &new_event(org.id, first.id))
+            .await
+            .unwrap();
+        assert!(r.is_some());
+        let l = list(alice).await;
+        assert!(l.iter().find(|c| c.id == first.id).unwrap().revoked_at.is_some());
+
+        // A use.
+        let used = store
+            .consume_use(org.id, second.id, Utc::now(), &new_event(org.id, second.id), &[])
+            .await
+            .unwrap();
+        assert!(matches!(used, ConsumeOutcome::Used(..)));
+        assert_eq!(
+            list(alice).await.iter().find(|c| c.id == second.id).unwrap().used_count,
+            1
+        );
+
+        // Several filters of one owner are held, and dropped together.
+        let all_kinds = CredentialFilter {
+            kind: None,
+            ..filter(alice)
+        };
+        assert_eq!(store.list_credentials(org.id, &all_kinds).await.unwrap().len(), 3);
+        let hidden = personal(org.id, alice);
+        inner
+            .insert_credential(&hidden, &new_event(org.id, hidden.id))
+            .await
+            .unwrap();
+        assert_eq!(list(alice).await.len(), 3);
+        assert_eq!(store.list_credentials(org.id, &all_kinds).await.unwrap().len(), 3);
+
+        // A PostgreSQL announcement of any credential (digest only) drops every list.
+        FeedSink(Arc::downgrade(&store.c)).changed("c:00ff");
+        assert_eq!(list(alice).await.len(), 4);
+        assert_eq!(store.list_credentials(org.id, &all_kinds).await.unwrap().len(), 4);
+        assert_eq!(list(bob).await.len(), 1);
+
+        // And so does a flush (another process committed).
+        let hidden = personal(org.id, bob);
+        inner
+            .insert_credential(&hidden, &new_event(org.id, hidden.id))
+            .await
+            .unwrap();
+        assert_eq!(list(bob).await.len(), 1);
+        store.c.invalidate(&[Evict::Everything]);
+        assert_eq!(list(bob).await.len(), 2);
     }
 
     #[tokio::test]

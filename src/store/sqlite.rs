@@ -51,6 +51,58 @@ macro_rules! cred_cols {
 
 const CRED_COLS: &str = cred_cols!();
 
+/// The position of each column in [`CRED_COLS`]: every credential read SELECTs exactly that list
+/// (or RETURNs it), so `cred_from` reads by position, not by name (a name is looked up by
+/// comparing it with every column's name, for every column of every row).
+mod cred_col {
+    pub const ID: usize = 0;
+    pub const ORG_ID: usize = 1;
+    pub const KIND: usize = 2;
+    pub const OWNER_ID: usize = 3;
+    pub const NAME: usize = 4;
+    pub const PREFIX: usize = 5;
+    pub const HASH: usize = 6;
+    pub const SCOPES: usize = 7;
+    pub const NOT_BEFORE: usize = 8;
+    pub const EXPIRES_AT: usize = 9;
+    pub const MAX_USES: usize = 10;
+    pub const USED_COUNT: usize = 11;
+    pub const ALLOWED_USERS: usize = 12;
+    pub const SUBJECT: usize = 13;
+    pub const METADATA: usize = 14;
+    pub const CREATED_AT: usize = 15;
+    pub const CREATED_BY: usize = 16;
+    pub const UPDATED_AT: usize = 17;
+    pub const UPDATED_BY: usize = 18;
+    pub const REVOKED_AT: usize = 19;
+    pub const REVOKED_BY: usize = 20;
+    /// Each name at its position (checked against `CRED_COLS` by a test).
+    #[cfg(test)]
+    pub const NAMES: [(usize, &str); 21] = [
+        (ID, "id"),
+        (ORG_ID, "org_id"),
+        (KIND, "kind"),
+        (OWNER_ID, "owner_id"),
+        (NAME, "name"),
+        (PREFIX, "prefix"),
+        (HASH, "hash"),
+        (SCOPES, "scopes"),
+        (NOT_BEFORE, "not_before"),
+        (EXPIRES_AT, "expires_at"),
+        (MAX_USES, "max_uses"),
+        (USED_COUNT, "used_count"),
+        (ALLOWED_USERS, "allowed_users"),
+        (SUBJECT, "subject"),
+        (METADATA, "metadata"),
+        (CREATED_AT, "created_at"),
+        (CREATED_BY, "created_by"),
+        (UPDATED_AT, "updated_at"),
+        (UPDATED_BY, "updated_by"),
+        (REVOKED_AT, "revoked_at"),
+        (REVOKED_BY, "revoked_by"),
+    ];
+}
+
 /// The hot reads' SQL, public so that the query-plan test (`tests/store/hot_plans.rs`) explains
 /// exactly what the store runs; each names the index it is meant to use (asserted there).
 pub mod sql {
@@ -259,11 +311,21 @@ impl<T> ColType for T where T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sql
 /// `sqlite_reads.rs`), so that one function maps a row to a model for both.
 pub(super) trait Cols {
     fn col<T: ColType>(&self, name: &str) -> Result<T>;
+    /// The column at `idx` of the statement's result (for a fixed list such as [`CRED_COLS`]).
+    fn col_at<T: ColType>(&self, idx: usize) -> Result<T>;
+    /// The text column at `idx`, borrowed from the row (`None` for NULL), handed to `f`.
+    fn text_at<R>(&self, idx: usize, f: impl FnOnce(Option<&str>) -> Result<R>) -> Result<R>;
 }
 
 impl Cols for SqliteRow {
     fn col<T: ColType>(&self, name: &str) -> Result<T> {
         Ok(self.try_get(name)?)
+    }
+    fn col_at<T: ColType>(&self, idx: usize) -> Result<T> {
+        Ok(self.try_get(idx)?)
+    }
+    fn text_at<R>(&self, idx: usize, f: impl FnOnce(Option<&str>) -> Result<R>) -> Result<R> {
+        f(self.try_get::<Option<&str>, _>(idx)?)
     }
 }
 
@@ -271,6 +333,64 @@ impl Cols for rusqlite::Row<'_> {
     fn col<T: ColType>(&self, name: &str) -> Result<T> {
         Ok(self.get(name)?)
     }
+    fn col_at<T: ColType>(&self, idx: usize) -> Result<T> {
+        Ok(self.get(idx)?)
+    }
+    fn text_at<R>(&self, idx: usize, f: impl FnOnce(Option<&str>) -> Result<R>) -> Result<R> {
+        use rusqlite::types::ValueRef;
+        match self.get_ref(idx)? {
+            ValueRef::Null => f(None),
+            ValueRef::Text(t) => f(Some(std::str::from_utf8(t).map_err(Error::internal)?)),
+            other => Err(Error::internal(format!(
+                "column {idx}: expected text, found {}",
+                other.data_type()
+            ))),
+        }
+    }
+}
+
+/// The text column at `idx`, which must not be NULL, handed to `f`.
+fn text_at<R>(row: &impl Cols, idx: usize, f: impl FnOnce(&str) -> Result<R>) -> Result<R> {
+    row.text_at(idx, |t| {
+        f(t.ok_or_else(|| Error::internal(format!("column {idx} is NULL")))?)
+    })
+}
+
+fn uuid_at(row: &impl Cols, idx: usize) -> Result<Uuid> {
+    text_at(row, idx, |s| Uuid::parse_str(s).map_err(Error::internal))
+}
+
+fn opt_uuid_at(row: &impl Cols, idx: usize) -> Result<Option<Uuid>> {
+    row.text_at(idx, |s| {
+        s.map(|s| Uuid::parse_str(s).map_err(Error::internal)).transpose()
+    })
+}
+
+fn time_at(row: &impl Cols, idx: usize) -> Result<DateTime<Utc>> {
+    Ok(from_micros(row.col_at::<i64>(idx)?))
+}
+
+fn opt_time_at(row: &impl Cols, idx: usize) -> Result<Option<DateTime<Utc>>> {
+    Ok(row.col_at::<Option<i64>>(idx)?.map(from_micros))
+}
+
+/// A JSON array column; the usual empty `[]` without running the parser.
+fn json_vec_at<T: serde::de::DeserializeOwned>(row: &impl Cols, idx: usize) -> Result<Vec<T>> {
+    text_at(row, idx, |s| match s {
+        "[]" => Ok(Vec::new()),
+        s => serde_json::from_str(s).map_err(Error::internal),
+    })
+}
+
+/// A JSON column of any value; the usual empty defaults (`null`, `{}`, `[]`) without running
+/// the parser.
+fn json_value_at(row: &impl Cols, idx: usize) -> Result<serde_json::Value> {
+    text_at(row, idx, |s| match s {
+        "null" => Ok(serde_json::Value::Null),
+        "{}" => Ok(serde_json::Value::Object(serde_json::Map::new())),
+        "[]" => Ok(serde_json::Value::Array(Vec::new())),
+        s => serde_json::from_str(s).map_err(Error::internal),
+    })
 }
 
 /// A model read from a row of either driver.
@@ -362,30 +482,33 @@ fn token_from(row: &impl Cols) -> Result<LoginToken> {
     })
 }
 
+/// A credential from a row of exactly [`CRED_COLS`], in that order (see [`cred_col`]).
 fn cred_from(row: &impl Cols) -> Result<Credential> {
-    let kind: String = row.col("kind")?;
+    use cred_col as c;
     Ok(Credential {
-        id: uuid_col(row, "id")?,
-        org_id: uuid_col(row, "org_id")?,
-        kind: Kind::parse(&kind).ok_or_else(|| Error::internal(format!("unknown kind {kind}")))?,
-        owner_id: opt_uuid_col(row, "owner_id")?,
-        name: row.col("name")?,
-        prefix: row.col("prefix")?,
-        hash: row.col("hash")?,
-        scopes: json_col(row, "scopes")?,
-        not_before: opt_time_col(row, "not_before")?,
-        expires_at: opt_time_col(row, "expires_at")?,
-        max_uses: row.col("max_uses")?,
-        used_count: row.col("used_count")?,
-        allowed_users: json_col(row, "allowed_users")?,
-        subject: json_col(row, "subject")?,
-        metadata: json_col(row, "metadata")?,
-        created_at: time_col(row, "created_at")?,
-        created_by: row.col("created_by")?,
-        updated_at: time_col(row, "updated_at")?,
-        updated_by: row.col("updated_by")?,
-        revoked_at: opt_time_col(row, "revoked_at")?,
-        revoked_by: row.col("revoked_by")?,
+        id: uuid_at(row, c::ID)?,
+        org_id: uuid_at(row, c::ORG_ID)?,
+        kind: text_at(row, c::KIND, |k| {
+            Kind::parse(k).ok_or_else(|| Error::internal(format!("unknown kind {k}")))
+        })?,
+        owner_id: opt_uuid_at(row, c::OWNER_ID)?,
+        name: row.col_at(c::NAME)?,
+        prefix: row.col_at(c::PREFIX)?,
+        hash: row.col_at(c::HASH)?,
+        scopes: json_vec_at(row, c::SCOPES)?,
+        not_before: opt_time_at(row, c::NOT_BEFORE)?,
+        expires_at: opt_time_at(row, c::EXPIRES_AT)?,
+        max_uses: row.col_at(c::MAX_USES)?,
+        used_count: row.col_at(c::USED_COUNT)?,
+        allowed_users: json_vec_at(row, c::ALLOWED_USERS)?,
+        subject: json_value_at(row, c::SUBJECT)?,
+        metadata: json_value_at(row, c::METADATA)?,
+        created_at: time_at(row, c::CREATED_AT)?,
+        created_by: row.col_at(c::CREATED_BY)?,
+        updated_at: time_at(row, c::UPDATED_AT)?,
+        updated_by: row.col_at(c::UPDATED_BY)?,
+        revoked_at: opt_time_at(row, c::REVOKED_AT)?,
+        revoked_by: row.col_at(c::REVOKED_BY)?,
     })
 }
 
@@ -992,5 +1115,59 @@ impl Store for SqliteStore {
             .iter()
             .map(event_from)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cred_from` reads by position: the positions name `CRED_COLS` in order.
+    #[test]
+    fn credential_column_positions_match_the_select_list() {
+        let names: Vec<&str> = CRED_COLS.split(',').map(str::trim).collect();
+        assert_eq!(names.len(), cred_col::NAMES.len());
+        for (idx, name) in cred_col::NAMES {
+            assert_eq!(names[idx], name, "position {idx}");
+        }
+    }
+
+    /// The JSON columns decode alike with or without the shortcut for empty defaults, through
+    /// both drivers (rusqlite's row and sqlx's).
+    #[tokio::test]
+    async fn json_columns_decode_alike_through_both_drivers() {
+        let cases = ["null", "{}", "[]", r#"{"a":[1,2]}"#, r#"[ ]"#, r#""text""#];
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for case in cases {
+            let expected: serde_json::Value = serde_json::from_str(case).unwrap();
+            let got = db
+                .query_row("SELECT ?", [case], |r| Ok(json_value_at(r, 0)))
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, expected, "{case}");
+            let row = sqlx::query("SELECT ?").bind(case).fetch_one(&pool).await.unwrap();
+            assert_eq!(json_value_at(&row, 0).unwrap(), expected, "{case}");
+        }
+        for case in ["[]", r#"["Account.Read","Device.Read"]"#] {
+            let expected: Vec<String> = serde_json::from_str(case).unwrap();
+            let got: Vec<String> = db
+                .query_row("SELECT ?", [case], |r| Ok(json_vec_at(r, 0)))
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, expected, "{case}");
+        }
+        // NULL where text is required is an error, not a panic.
+        assert!(db.query_row("SELECT NULL", [], |r| Ok(uuid_at(r, 0))).unwrap().is_err());
+        assert_eq!(
+            db.query_row("SELECT NULL", [], |r| Ok(opt_uuid_at(r, 0)))
+                .unwrap()
+                .unwrap(),
+            None
+        );
     }
 }

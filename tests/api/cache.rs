@@ -1,7 +1,8 @@
 //! The credential cache (store/cache.rs) never answers from a stale entry: after many cached
 //! lookups, a revoked key, a deleted personal key, a revoked organization API key, a used-up
 //! key and a disabled user are refused on the very next request, also when the change came
-//! from the CLI writing to the same database file while the server runs.
+//! from the CLI writing to the same database file while the server runs. A user's list of
+//! personal keys (cached by owner) shows a created, renamed, deleted or CLI-revoked key at once.
 
 use crate::common::*;
 use reqwest::{Method, RequestBuilder};
@@ -73,12 +74,16 @@ impl Org {
     }
 
     async fn personal_key(&self) -> (String, String) {
+        self.personal_key_named("laptop").await
+    }
+
+    async fn personal_key_named(&self, name: &str) -> (String, String) {
         let r = self
             .s
             .req(Method::POST, "/api/v37/my/personalaccesskey")
             .basic_auth("alice", Some("alice-password"))
             .json(&json!({
-                "name": "laptop",
+                "name": name,
                 "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
                 "scopes": ["Account.Read"],
             }))
@@ -91,6 +96,37 @@ impl Org {
             v["result"]["id"].as_str().unwrap().into(),
             v["result"]["key"].as_str().unwrap().into(),
         )
+    }
+
+    /// The names in alice's Tedee list of personal keys, read with her personal key `pk` (the
+    /// cached path), in order.
+    async fn personal_names(&self, pk: &str) -> Vec<String> {
+        let r = self
+            .s
+            .req(Method::GET, "/api/v37/my/personalaccesskey")
+            .header("Authorization", format!("PersonalKey {pk}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        json(r).await["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// `personal_names` answers `expected` WARM times in a row.
+    async fn warm_names(&self, pk: &str, expected: &[&str]) {
+        for _ in 0..WARM {
+            assert_eq!(self.personal_names(pk).await, expected);
+        }
+    }
+
+    /// A personal key of alice's request, made with her password (`Account.ReadWrite`).
+    fn as_alice(&self, m: Method, path: &str) -> RequestBuilder {
+        self.s.req(m, path).basic_auth("alice", Some("alice-password"))
     }
 
     fn me_with(&self, authorization: String) -> RequestBuilder {
@@ -236,6 +272,82 @@ async fn every_change_over_http_is_refused_on_the_next_request() {
     for cache in ["credential", "api_key", "token", "user", "org"] {
         assert!(hits(&metrics, cache) > 0, "no cache hits for {cache}:\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn a_personal_key_list_shows_every_change_over_http_at_once() {
+    let o = Org::new().await;
+    let (_, pk) = o.personal_key().await;
+    o.warm_names(&pk, &["laptop"]).await;
+
+    // Created.
+    let (id, _) = o.personal_key_named("phone").await;
+    assert_eq!(o.personal_names(&pk).await, ["laptop", "phone"]);
+    o.warm_names(&pk, &["laptop", "phone"]).await;
+
+    // Renamed.
+    let r = o
+        .as_alice(Method::PUT, &format!("/api/v37/my/personalaccesskey/{id}"))
+        .json(&json!({
+            "name": "tablet",
+            "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
+            "scopes": ["Account.Read"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_eq!(o.personal_names(&pk).await, ["laptop", "tablet"]);
+    o.warm_names(&pk, &["laptop", "tablet"]).await;
+
+    // Deleted.
+    let r = o
+        .as_alice(Method::DELETE, &format!("/api/v37/my/personalaccesskey/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(o.personal_names(&pk).await, ["laptop"]);
+
+    // Another user's keys do not show, and their list is their own.
+    let r =
+        o.s.req(Method::POST, "/api/v37/my/personalaccesskey")
+            .basic_auth("boss", Some("boss-password"))
+            .json(&json!({
+                "name": "boss's",
+                "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
+                "scopes": ["Account.Read"],
+            }))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    let boss_pk = json(r).await["result"]["key"].as_str().unwrap().to_string();
+    assert_eq!(o.personal_names(&boss_pk).await, ["boss's"]);
+    assert_eq!(o.personal_names(&pk).await, ["laptop"]);
+
+    // The lists above were answered from the cache (else this test would prove nothing).
+    let metrics =
+        o.s.req(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    assert!(hits(&metrics, "list") > 0, "no cache hits for lists:\n{metrics}");
+}
+
+#[tokio::test]
+async fn a_personal_key_revoked_by_the_cli_is_gone_from_the_list_at_once() {
+    let o = Org::new().await;
+    let (_, pk) = o.personal_key().await;
+    let (id, _) = o.personal_key_named("phone").await;
+    o.warm_names(&pk, &["laptop", "phone"]).await;
+
+    let v = o.cli(&["key", "revoke", &id, "--org", "acme"]);
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(o.personal_names(&pk).await, ["laptop"]);
 }
 
 /// `keygate_cache_lookups_total{cache=<cache>,outcome="hit"}` in a Prometheus text page.
