@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -125,12 +125,26 @@ pub async fn wire(req: Request, next: Next) -> Response {
     resp
 }
 
-fn envelope(status: StatusCode, result: Value) -> Response {
-    (
-        status,
-        Json(json!({"result": result, "success": true, "errorMessages": [], "statusCode": status.as_u16()})),
-    )
-        .into_response()
+/// A success in Tedee's envelope, serialized straight from its result. The members are in the
+/// order `json!` gave them (alphabetical), so the bytes are as before.
+#[derive(Serialize)]
+struct Envelope<T> {
+    #[serde(rename = "errorMessages")]
+    error_messages: &'static [&'static str],
+    result: T,
+    #[serde(rename = "statusCode")]
+    status_code: u16,
+    success: bool,
+}
+
+fn envelope<T: Serialize>(status: StatusCode, result: T) -> Response {
+    let body = Envelope {
+        error_messages: &[],
+        result,
+        status_code: status.as_u16(),
+        success: true,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// The caller, authenticated by any keygate scheme, refused in Tedee's envelope.
@@ -205,14 +219,16 @@ fn parse_id(id: &str) -> TedeeResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| Error::NotFound("personal access key").into())
 }
 
+/// One key of the list, serialized straight into the envelope; members in alphabetical order,
+/// as they were when the list went through a `serde_json::Value`.
 #[derive(Debug, Serialize)]
 struct KeyItem {
     id: Uuid,
     name: String,
+    prefix: String,
+    scopes: Vec<String>,
     #[serde(rename = "validTo")]
     valid_to: Option<String>,
-    scopes: Vec<String>,
-    prefix: String,
 }
 
 /// POST /api/{apiVersion}/my/personalaccesskey
@@ -248,10 +264,7 @@ pub async fn list(
             prefix: c.prefix,
         })
         .collect();
-    Ok(envelope(
-        StatusCode::OK,
-        serde_json::to_value(items).map_err(Error::internal)?,
-    ))
+    Ok(envelope(StatusCode::OK, items))
 }
 
 /// PUT /api/{apiVersion}/my/personalaccesskey/{id}
@@ -299,6 +312,40 @@ mod tests {
         assert_eq!(parse_date("2021-04-26T08:02:04.197+02:00"), Some(z));
         assert_eq!(parse_date("2021-04-26T06:02:04.197"), Some(z));
         assert_eq!(parse_date("26/04/2021"), None);
+    }
+
+    /// The list's envelope, serialized straight, has the bytes it had through a `Value`.
+    #[tokio::test]
+    async fn the_list_envelope_is_byte_for_byte_as_through_a_value() {
+        let items = vec![
+            KeyItem {
+                id: Uuid::now_v7(),
+                name: "laptop \"é\"".into(),
+                prefix: "pk_1".into(),
+                scopes: vec!["Account.Read".into(), "Device.Read".into()],
+                valid_to: Some("2021-04-26T06:02:04.197Z".into()),
+            },
+            KeyItem {
+                id: Uuid::now_v7(),
+                name: "phone".into(),
+                prefix: "pk_2".into(),
+                scopes: vec![],
+                valid_to: None,
+            },
+        ];
+        for items in [vec![], items] {
+            let old = serde_json::to_vec(&json!({
+                "result": serde_json::to_value(&items).unwrap(),
+                "success": true,
+                "errorMessages": [],
+                "statusCode": 200,
+            }))
+            .unwrap();
+            let resp = envelope(StatusCode::OK, items);
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&old));
+        }
     }
 
     #[test]
