@@ -167,9 +167,18 @@ impl Args {
     }
 
     fn string_of(&self, p: &Param) -> Result<Option<String>> {
+        Ok(self.str_of(p)?.map(str::to_string))
+    }
+
+    /// A string, borrowed from the arguments: `None` when absent or null.
+    pub fn str(&self, op: &Operation, name: &str) -> Result<Option<&str>> {
+        self.str_of(Self::param(op, name)?)
+    }
+
+    fn str_of(&self, p: &Param) -> Result<Option<&str>> {
         match self.present(p)? {
             None => Ok(None),
-            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => Ok(Some(s.clone())),
+            Some(Raw::Json(Value::String(s))) | Some(Raw::Text(s)) => Ok(Some(s.as_str())),
             Some(_) => Err(Error::invalid(p.name, "must be a string")),
         }
     }

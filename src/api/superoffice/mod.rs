@@ -199,7 +199,7 @@ async fn person(svc: &Service, p: &Principal, op: &Operation, args: &Args, ctx: 
             Ok(Answer::Str(svc.create_temporary_key(p, req).await?.1))
         }
         "CheckTemporaryKey" => {
-            let key = args.string(op, "TemporaryKey")?.unwrap_or_default();
+            let key = args.str(op, "TemporaryKey")?.unwrap_or_default();
             let info = svc.check_temporary_key(p, key.trim()).await?;
             if !ops::domains_in(ctx.version).contains(&info.domain) {
                 // The caller's contract cannot carry this domain; say so rather than answer a

@@ -4,7 +4,8 @@ use super::ops::{self, Operation, Returns, Ty};
 use super::{Answer, Lang, carrier, info_json, info_xml_members};
 use crate::api::xml::esc;
 use crate::error::Error;
-use crate::service::temporary::Domain;
+use crate::service::temporary::{Domain, TemporaryKeyInfo};
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -23,29 +24,33 @@ pub enum Format {
 impl Format {
     /// The first acceptable type in Accept order (ignoring q=0); JSON when nothing matches.
     pub fn from_accept(h: &HeaderMap) -> Format {
+        /// The media types answered, each with its Content-Type.
+        const TYPES: [(&str, Format); 8] = [
+            ("application/json", Format::Json("application/json")),
+            ("text/json", Format::Json("text/json")),
+            (
+                "application/json-patch+json",
+                Format::Json("application/json-patch+json"),
+            ),
+            (
+                "application/merge-patch+json",
+                Format::Json("application/merge-patch+json"),
+            ),
+            ("application/xml", Format::Xml("application/xml")),
+            ("text/xml", Format::Xml("text/xml")),
+            ("*/*", Format::Json("application/json")),
+            ("application/*", Format::Json("application/json")),
+        ];
         let accept = h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         for part in accept.split(',') {
             let mut it = part.split(';');
-            let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
-            if it.any(|p| {
-                matches!(
-                    p.trim().replace(' ', "").as_str(),
-                    "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
-                )
-            }) {
+            let mime = it.next().unwrap_or("").trim();
+            if it.any(is_q_zero) {
                 continue;
             }
-            let f = match mime.as_str() {
-                "application/json" => Format::Json("application/json"),
-                "text/json" => Format::Json("text/json"),
-                "application/json-patch+json" => Format::Json("application/json-patch+json"),
-                "application/merge-patch+json" => Format::Json("application/merge-patch+json"),
-                "application/xml" => Format::Xml("application/xml"),
-                "text/xml" => Format::Xml("text/xml"),
-                "*/*" | "application/*" => Format::Json("application/json"),
-                _ => continue,
-            };
-            return f;
+            if let Some((_, f)) = TYPES.iter().find(|(name, _)| name.eq_ignore_ascii_case(mime)) {
+                return *f;
+            }
         }
         Format::Json("application/json")
     }
@@ -54,8 +59,35 @@ impl Format {
         let m = match self {
             Format::Json(m) | Format::Xml(m) => m,
         };
-        HeaderValue::from_str(&format!("{m}; charset=utf-8")).unwrap_or(HeaderValue::from_static("application/json"))
+        // The types `from_accept` picks, without formatting one per answer.
+        let known = match m {
+            "application/json" => "application/json; charset=utf-8",
+            "text/json" => "text/json; charset=utf-8",
+            "application/json-patch+json" => "application/json-patch+json; charset=utf-8",
+            "application/merge-patch+json" => "application/merge-patch+json; charset=utf-8",
+            "application/xml" => "application/xml; charset=utf-8",
+            "text/xml" => "text/xml; charset=utf-8",
+            _ => {
+                return HeaderValue::from_str(&format!("{m}; charset=utf-8"))
+                    .unwrap_or(HeaderValue::from_static("application/json"));
+            }
+        };
+        HeaderValue::from_static(known)
     }
+}
+
+/// An Accept parameter that refuses the type: `q=0` (to three decimals), spaces anywhere.
+fn is_q_zero(param: &str) -> bool {
+    let mut compact = [0u8; 8];
+    let mut n = 0;
+    for b in param.trim().bytes().filter(|b| *b != b' ') {
+        if n == compact.len() {
+            return false;
+        }
+        compact[n] = b;
+        n += 1;
+    }
+    matches!(&compact[..n], b"q=0" | b"q=0.0" | b"q=0.00" | b"q=0.000")
 }
 
 /// `$select=a,b,c/d`: the listed properties (case-insensitive, `/` for nesting) stay; the
@@ -115,7 +147,8 @@ pub fn xml_object(root: &str, v: &Value) -> String {
 }
 
 fn body(status: StatusCode, format: Format, text: String) -> Response {
-    let mut r = (status, text).into_response();
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, format.content_type());
     r
 }
@@ -220,6 +253,9 @@ pub fn answer(op: &Operation, a: Answer, format: Format, select: Option<&str>) -
                 format!("<string xmlns=\"{SERIALIZATION_NS}\">{}</string>", esc(&s)),
             ),
         },
+        Answer::Info(info) if select.is_none() && matches!(format, Format::Json(_)) => {
+            body(StatusCode::OK, format, info_json_text(&info))
+        }
         Answer::Info(info) => {
             let mut v = info_json(&info);
             if let Some(sel) = select {
@@ -236,6 +272,25 @@ pub fn answer(op: &Operation, a: Answer, format: Format, select: Option<&str>) -
             }
         }
     }
+}
+
+/// `info_json(i).to_string()` without building the map: the same bytes (members in
+/// alphabetical order, as serde_json's map keeps them).
+fn info_json_text(i: &TemporaryKeyInfo) -> String {
+    use std::fmt::Write;
+    let payload = i.payload.as_deref().map(|p| Value::from(p).to_string());
+    let mut out = String::with_capacity(160 + payload.as_ref().map_or(0, String::len));
+    // Domain names are plain ASCII words: nothing to escape.
+    let _ = write!(
+        out,
+        "{{\"Domain\":\"{}\",\"FieldProperties\":{{}},\"IsExpired\":{},\"Payload\":{},\"PersonId\":{},\"TableRight\":null,\"TargetId\":{}}}",
+        i.domain.name(),
+        i.is_expired,
+        payload.as_deref().unwrap_or("null"),
+        i.person_id,
+        i.target_id,
+    );
+    out
 }
 
 /// A parameter's type as the description names it (.NET's names).
@@ -425,6 +480,66 @@ mod tests {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         assert_eq!(Format::from_accept(&h), Format::Json("application/json"));
+    }
+
+    /// The direct TemporaryKeyInfo JSON is byte for byte the map's: every domain, both expiry
+    /// states, extreme ids, and payloads that need escaping.
+    #[test]
+    fn info_json_text_matches_the_map() {
+        let payloads = [
+            None,
+            Some(String::new()),
+            Some("plain".to_string()),
+            Some("quote \" backslash \\ slash / tab \t nl \n cr \r nul \u{0} del \u{7f}".to_string()),
+            Some("æøå ✓ 😀 \u{2028}\u{2029}".to_string()),
+        ];
+        for domain in Domain::ALL {
+            for (target_id, person_id) in [(0, 0), (98, 798), (i32::MAX, i32::MIN), (-1, 7)] {
+                for is_expired in [false, true] {
+                    for payload in &payloads {
+                        let i = TemporaryKeyInfo {
+                            domain,
+                            target_id,
+                            person_id,
+                            is_expired,
+                            payload: payload.clone(),
+                        };
+                        assert_eq!(info_json_text(&i), crate::api::superoffice::info_json(&i).to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accept_refusals_and_case() {
+        let mut h = HeaderMap::new();
+        for (accept, want) in [
+            ("application/xml; q = 0 . 0 0 0, text/json", Format::Json("text/json")),
+            ("application/xml;q=0.0001", Format::Xml("application/xml")),
+            ("application/xml;q=0.5;q=0", Format::Json("application/json")),
+            ("TEXT/XML", Format::Xml("text/xml")),
+            ("Application/*", Format::Json("application/json")),
+            ("image/png, */*;q=0.1", Format::Json("application/json")),
+            ("text/xml;\tq=0\t", Format::Json("application/json")),
+        ] {
+            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(Format::from_accept(&h), want, "{accept}");
+        }
+        for f in [
+            Format::Json("application/json"),
+            Format::Json("text/json"),
+            Format::Json("application/json-patch+json"),
+            Format::Json("application/merge-patch+json"),
+            Format::Xml("application/xml"),
+            Format::Xml("text/xml"),
+            Format::Xml("application/soap+xml"),
+        ] {
+            let m = match f {
+                Format::Json(m) | Format::Xml(m) => m,
+            };
+            assert_eq!(f.content_type(), format!("{m}; charset=utf-8"));
+        }
     }
 
     #[test]

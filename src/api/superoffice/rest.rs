@@ -59,7 +59,24 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang, version: u8) -> Result<
 }
 
 pub fn server_tz(st: &AppState) -> Tz {
-    parse_time_zone(&st.settings.time_zone).unwrap_or(Tz::UTC)
+    thread_local! {
+        /// The setting last read on this thread and its zone: every request reads it, and
+        /// reading a zone name searches the SuperOffice tables and chrono-tz's.
+        static LAST: std::cell::RefCell<Option<(String, Tz)>> = const { std::cell::RefCell::new(None) };
+    }
+    let name = st.settings.time_zone.as_str();
+    let read = || parse_time_zone(name).unwrap_or(Tz::UTC);
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => match &*last {
+            Some((n, tz)) if n == name => *tz,
+            _ => {
+                let tz = read();
+                *last = Some((name.to_string(), tz));
+                tz
+            }
+        },
+        Err(_) => read(),
+    })
 }
 
 fn select_param(query: Option<&str>) -> Option<String> {
@@ -75,25 +92,40 @@ const MAX_FORM_FIELDS: usize = 100;
 /// recursion limit), XML is capped by the reader, forms by [`MAX_FORM_FIELDS`]; each is read
 /// in time linear in its size, which the body limit caps.
 async fn read_args(st: &AppState, req: Request) -> Result<Args> {
-    let ct = req
-        .headers()
+    #[derive(Clone, Copy)]
+    enum BodyKind {
+        Json,
+        Xml,
+        Form,
+    }
+    const TYPES: [(&str, BodyKind); 7] = [
+        ("application/json", BodyKind::Json),
+        ("text/json", BodyKind::Json),
+        ("application/json-patch+json", BodyKind::Json),
+        ("application/merge-patch+json", BodyKind::Json),
+        ("application/xml", BodyKind::Xml),
+        ("text/xml", BodyKind::Xml),
+        ("application/x-www-form-urlencoded", BodyKind::Form),
+    ];
+    let (parts, body) = req.into_parts();
+    let ct = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| v.split(';').next().unwrap_or("").trim())
         .unwrap_or_default();
-    let bytes = read_body(req.into_body(), st.settings.body_limit_bytes).await?;
+    let kind = TYPES.iter().find(|(t, _)| t.eq_ignore_ascii_case(ct)).map(|(_, k)| *k);
+    let bytes = read_body(body, st.settings.body_limit_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Args::default());
     }
-    match ct.as_str() {
-        "application/json" | "text/json" | "application/json-patch+json" | "application/merge-patch+json" => {
-            Args::from_json(parse_json::<serde_json::Value>(&bytes)?)
-        }
-        "application/xml" | "text/xml" => {
+    match kind {
+        Some(BodyKind::Json) => Args::from_json(parse_json::<serde_json::Value>(&bytes)?),
+        Some(BodyKind::Xml) => {
             let root = xml::parse(&bytes).map_err(|m| Error::invalid("request", m))?;
             Ok(Args::from_xml(&root))
         }
-        "application/x-www-form-urlencoded" => {
+        Some(BodyKind::Form) => {
             let mut pairs = vec![];
             for (k, v) in form_urlencoded::parse(&bytes) {
                 if pairs.len() >= MAX_FORM_FIELDS {
@@ -106,10 +138,10 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
             }
             Ok(Args::from_form(pairs))
         }
-        other => Err(Error::UnsupportedMediaType(if other.is_empty() {
+        None => Err(Error::UnsupportedMediaType(if ct.is_empty() {
             "no Content-Type".into()
         } else {
-            other.to_string()
+            ct.to_ascii_lowercase()
         })),
     }
 }
@@ -125,10 +157,9 @@ pub async fn foreign_system(State(st): State<AppState>, Path(method): Path<Strin
 async fn agent(st: AppState, agent: Agent, method: String, req: Request) -> Response {
     let format = Format::from_accept(req.headers());
     let lang = Lang::from_headers(req.headers());
-    let source = format!("{}.{method}", agent.name());
-    match run(&st, agent, &method, req).await {
+    match run(&st, agent, &method, lang, req).await {
         Ok((op, answer, select)) => render::answer(op, answer, format, select.as_deref()),
-        Err(e) => render::error(e, format, lang, &source),
+        Err(e) => render::error(e, format, lang, &format!("{}.{method}", agent.name())),
     }
 }
 
@@ -136,6 +167,7 @@ async fn run(
     st: &AppState,
     agent: Agent,
     method: &str,
+    lang: Lang,
     req: Request,
 ) -> Result<(&'static Operation, super::Answer, Option<String>)> {
     let (mut parts, body) = req.into_parts();
@@ -145,7 +177,7 @@ async fn run(
         Err(never) => match never {},
     };
     let principal = authenticate(st, &parts.headers, &parts.method, &src).await?;
-    let ctx = context(st, &parts.headers, Lang::from_headers(&parts.headers), ops::LATEST)?;
+    let ctx = context(st, &parts.headers, lang, ops::LATEST)?;
     let select = select_param(parts.uri.query());
     let query = parts.uri.query().map(str::to_string);
     let mut args = read_args(st, Request::from_parts(parts, body)).await?;
