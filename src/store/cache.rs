@@ -55,7 +55,7 @@ use crate::error::Result;
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use std::cell::Cell;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -275,7 +275,7 @@ struct Caches {
     /// One owner's credential lists, by (organization, owner): the last [`LISTS_PER_OWNER`]
     /// filters asked for, so that a write drops all of that owner's lists at once. Bounded in
     /// rows held (not entries).
-    lists: Cache<(Uuid, Uuid), OwnerLists>,
+    lists: Cache<(Uuid, Uuid), OwnerLists, ListRows>,
     /// Fills hold it shared, invalidations exclusively (see `fill`).
     fill: RwLock<()>,
     generation: AtomicU64,
@@ -291,7 +291,7 @@ struct Caches {
 impl std::fmt::Debug for Caches {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Caches")
-            .field("credentials", &self.credentials.entry_count())
+            .field("credentials", &self.credentials.len())
             .field("probe", &self.probe)
             .finish_non_exhaustive()
     }
@@ -308,6 +308,17 @@ struct ListQuery {
     limit: u32,
 }
 
+/// Weighs an owner's lists in the rows they hold, plus one.
+#[derive(Clone)]
+struct ListRows;
+
+impl quick_cache::Weighter<(Uuid, Uuid), OwnerLists> for ListRows {
+    fn weight(&self, _: &(Uuid, Uuid), v: &OwnerLists) -> u64 {
+        let rows: usize = v.iter().map(|(_, rows)| rows.len()).sum();
+        u64::try_from(rows).map_or(u64::MAX, |r| r.saturating_add(1))
+    }
+}
+
 /// How many filters a cached owner's lists keep (the newest).
 const LISTS_PER_OWNER: usize = 4;
 
@@ -320,6 +331,8 @@ enum Evict<'a> {
     Lists(Uuid, Uuid),
     ApiKey(&'a [u8]),
     Token(TokenKind, &'a [u8]),
+    /// Every token that expired by then: what a sweep (`create_login_token`) deleted.
+    TokensExpiredBy(DateTime<Utc>),
     /// A user's id and organization.
     User(Uuid, Uuid),
     Org(Uuid),
@@ -332,21 +345,16 @@ enum Evict<'a> {
 
 impl Caches {
     fn new(entries: u64, probe: Option<Arc<dyn ChangeProbe>>, feed: bool) -> Self {
+        let n = usize::try_from(entries).unwrap_or(usize::MAX);
         Caches {
-            credentials: Cache::new(entries),
-            api_keys: Cache::new(entries),
-            tokens: Cache::new(entries),
-            users: Cache::new(entries),
-            orgs: Cache::new(entries),
+            credentials: Cache::new(n),
+            api_keys: Cache::new(n),
+            tokens: Cache::new(n),
+            users: Cache::new(n),
+            orgs: Cache::new(n),
             // Weighed in rows (and one per owner), so that the lists hold at most as many
             // credentials as the other caches hold entries.
-            lists: Cache::builder()
-                .max_capacity(entries)
-                .weigher(|_, v: &OwnerLists| {
-                    let rows: usize = v.iter().map(|(_, rows)| rows.len()).sum();
-                    u32::try_from(rows + 1).unwrap_or(u32::MAX)
-                })
-                .build(),
+            lists: Cache::with_weighter(n, entries, ListRows),
             fill: RwLock::new(()),
             generation: AtomicU64::new(0),
             probe,
@@ -392,32 +400,43 @@ impl Caches {
         self.generation.fetch_add(1, Ordering::AcqRel);
         for d in what {
             match d {
-                Evict::Credential(h) => self.credentials.invalidate(*h),
+                Evict::Credential(h) => {
+                    self.credentials.remove(*h);
+                }
                 Evict::CredentialAnyOwner(h) => {
-                    self.credentials.invalidate(*h);
-                    self.lists.invalidate_all();
+                    self.credentials.remove(*h);
+                    self.lists.clear();
                 }
-                Evict::Lists(org, owner) => self.lists.invalidate(&(*org, *owner)),
-                Evict::ApiKey(h) => self.api_keys.invalidate(*h),
-                Evict::Token(k, h) => self.tokens.invalidate(&(*k, h.to_vec())),
+                Evict::Lists(org, owner) => {
+                    self.lists.remove(&(*org, *owner));
+                }
+                Evict::ApiKey(h) => {
+                    self.api_keys.remove(*h);
+                }
+                Evict::Token(k, h) => {
+                    self.tokens.remove(&(*k, h.to_vec()));
+                }
+                Evict::TokensExpiredBy(at) => self.tokens.retain(|_, t| t.as_ref().is_none_or(|t| t.expires_at > *at)),
                 Evict::User(id, org) => {
-                    self.users.invalidate(&(None, *id));
-                    self.users.invalidate(&(Some(*org), *id));
+                    self.users.remove(&(None, *id));
+                    self.users.remove(&(Some(*org), *id));
                 }
-                Evict::Org(id) => self.orgs.invalidate(id),
+                Evict::Org(id) => {
+                    self.orgs.remove(id);
+                }
                 Evict::AllCredentials => {
-                    self.credentials.invalidate_all();
-                    self.lists.invalidate_all();
+                    self.credentials.clear();
+                    self.lists.clear();
                 }
-                Evict::AllApiKeys => self.api_keys.invalidate_all(),
-                Evict::AllTokens => self.tokens.invalidate_all(),
+                Evict::AllApiKeys => self.api_keys.clear(),
+                Evict::AllTokens => self.tokens.clear(),
                 Evict::Everything => {
-                    self.credentials.invalidate_all();
-                    self.api_keys.invalidate_all();
-                    self.tokens.invalidate_all();
-                    self.users.invalidate_all();
-                    self.orgs.invalidate_all();
-                    self.lists.invalidate_all();
+                    self.credentials.clear();
+                    self.api_keys.clear();
+                    self.tokens.clear();
+                    self.users.clear();
+                    self.orgs.clear();
+                    self.lists.clear();
                 }
             }
         }
@@ -698,7 +717,12 @@ impl Store for CachedStore {
 
     async fn create_login_token(&self, kind: TokenKind, token: &LoginToken, event: &NewEvent) -> Result<()> {
         let r = self.inner.create_login_token(kind, token, event).await;
-        self.c.invalidate(&[Evict::Token(kind, &token.hash)]);
+        // The new token, and what the store swept on the way: every token expired by its
+        // creation (held ones would still answer to a lookup with an earlier `now`).
+        self.c.invalidate(&[
+            Evict::Token(kind, &token.hash),
+            Evict::TokensExpiredBy(token.created_at),
+        ]);
         r
     }
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
@@ -1144,6 +1168,74 @@ mod tests {
         assert_eq!(list(bob).await.len(), 1);
         store.c.invalidate(&[Evict::Everything]);
         assert_eq!(list(bob).await.len(), 2);
+    }
+
+    /// A new ticket or session sweeps the tokens expired by its creation from the database; the
+    /// cache drops what it held of them at once (a lookup with an earlier `now` would otherwise
+    /// still find them), and keeps the tokens the sweep left.
+    #[tokio::test]
+    async fn a_token_swept_by_a_later_creation_is_gone_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
+            .await
+            .unwrap();
+        inner.migrate().await.unwrap();
+        let store = CachedStore::new(inner, 100, Some(Arc::new(Counting::default())));
+        store.c.reconcile().await.unwrap();
+        let t0 = Utc::now();
+        let org = Organization {
+            id: Uuid::now_v7(),
+            name: "acme".into(),
+            is_system: false,
+            created_at: t0,
+        };
+        let key = ApiKey {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            name: "k".into(),
+            prefix: "kg".into(),
+            hash: vec![2; 32],
+            created_at: t0,
+            revoked_at: None,
+        };
+        store.create_org(&org, &key, &[]).await.unwrap();
+        let user = User {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            username: "alice".into(),
+            password_hash: "$argon2id$v=19$not-a-real-hash".into(),
+            person_id: None,
+            is_admin: false,
+            created_at: t0,
+            disabled: false,
+            unlocked_at: None,
+        };
+        store.create_user(&user, &new_event(org.id, user.id)).await.unwrap();
+        let token = |hash: &[u8], created: DateTime<Utc>, secs: i64| LoginToken {
+            hash: hash.to_vec(),
+            user_id: user.id,
+            org_id: org.id,
+            xsrf_hash: None,
+            created_at: created,
+            expires_at: created + chrono::Duration::seconds(secs),
+        };
+        let find = |hash: &'static [u8]| store.find_login_token(TokenKind::Ticket, hash, t0);
+        for (hash, secs) in [(&b"short"[..], 60), (&b"long"[..], 3600)] {
+            store
+                .create_login_token(TokenKind::Ticket, &token(hash, t0, secs), &new_event(org.id, user.id))
+                .await
+                .unwrap();
+        }
+        assert!(find(b"short").await.unwrap().is_some());
+        assert!(find(b"long").await.unwrap().is_some());
+        // Two minutes later a session is made: the store sweeps "short" (expired by then).
+        let later = t0 + chrono::Duration::seconds(120);
+        store
+            .create_login_token(TokenKind::Session, &token(b"s", later, 60), &new_event(org.id, user.id))
+            .await
+            .unwrap();
+        assert_eq!(find(b"short").await.unwrap(), None);
+        assert!(find(b"long").await.unwrap().is_some());
     }
 
     #[tokio::test]
