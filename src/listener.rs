@@ -8,17 +8,18 @@
 //! busy ones after their request.
 
 use crate::core::net::{Cidr, address_key, in_any};
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tower::ServiceExt;
 
 /// What the loop enforces.
 #[derive(Debug, Clone)]
@@ -94,7 +95,7 @@ impl Drop for Slot {
 /// Serve `app` on `listener` until `shutdown` resolves, then finish what is in flight.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: crate::server::App,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -130,7 +131,7 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req)
+                app.serve(req)
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -138,11 +139,12 @@ pub async fn serve(
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
+            let mut dog = Watchdog::default();
             let result = tokio::select! {
-                r = conn.as_mut() => r,
+                r = dog.guard(conn.as_mut()) => r,
                 _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
                     conn.as_mut().graceful_shutdown();
-                    conn.await
+                    dog.guard(conn.as_mut()).await
                 }
             };
             if let Err(e) = result {
@@ -157,5 +159,112 @@ pub async fn serve(
             return Ok(());
         }
         ended.await;
+    }
+}
+
+/// The request deadline of one connection (see [`Watchdog`]): HTTP/1.1 serves one request at a
+/// time, so one slot per connection holds the deadline of the request in flight.
+#[derive(Debug, Default)]
+pub struct Deadline {
+    /// Nanoseconds after [`base`] (plus one); 0 when no request is in flight.
+    at: AtomicU64,
+    /// Set by the watchdog once `at` has passed: the request should answer its timeout.
+    expired: AtomicBool,
+}
+
+tokio::task_local! {
+    /// The deadline slot of the connection whose task is being polled.
+    static DEADLINE: Arc<Deadline>;
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn nanos(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(base()).as_nanos()).unwrap_or(u64::MAX - 1) + 1
+}
+
+impl Deadline {
+    /// The slot of the connection serving the current request, when it is served by [`serve`]
+    /// (`None` elsewhere: the caller then needs a timer of its own).
+    pub fn current() -> Option<Arc<Deadline>> {
+        DEADLINE.try_with(Arc::clone).ok()
+    }
+
+    /// A request starts: it should be answered by `at`.
+    pub fn start(&self, at: Instant) {
+        self.expired.store(false, Ordering::Relaxed);
+        self.at.store(nanos(at), Ordering::Relaxed);
+    }
+
+    /// The request in flight has its answer.
+    pub fn finish(&self) {
+        self.at.store(0, Ordering::Relaxed);
+    }
+
+    /// Has the request's deadline passed (as the watchdog found)?
+    pub fn expired(&self) -> bool {
+        self.expired.load(Ordering::Relaxed)
+    }
+}
+
+/// The request timeout without a timer per request: each connection's task keeps at most one
+/// tokio timer, armed at the deadline of the request in flight when it is first seen, and left
+/// as it is while later requests come and go (their deadlines are later). When it fires it
+/// either re-arms at the current request's deadline (once per timeout period on a busy
+/// connection), or, that deadline having passed, marks the slot expired and wakes the task, whose
+/// request then answers its timeout (server.rs, `TrackFuture`). Polled in the connection's task
+/// right after the connection on every wake-up, so it sees a request as soon as it started.
+#[derive(Default)]
+struct Watchdog {
+    slot: Arc<Deadline>,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: u64,
+}
+
+impl Watchdog {
+    /// Drive `fut` (the connection) with this connection's slot in reach of its requests.
+    async fn guard<F: std::future::Future>(&mut self, fut: F) -> F::Output {
+        let slot = self.slot.clone();
+        let mut fut = std::pin::pin!(DEADLINE.scope(slot, fut));
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return std::task::Poll::Ready(out);
+            }
+            self.poll_watch(cx);
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    fn poll_watch(&mut self, cx: &mut std::task::Context<'_>) {
+        loop {
+            let at = self.slot.at.load(Ordering::Relaxed);
+            if at == 0 {
+                return;
+            }
+            let when = |at: u64| tokio::time::Instant::from_std(base() + Duration::from_nanos(at - 1));
+            let sleep = match &mut self.sleep {
+                Some(s) if self.armed <= at => s,
+                slot => {
+                    self.armed = at;
+                    slot.insert(Box::pin(tokio::time::sleep_until(when(at))))
+                }
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            if nanos(Instant::now()) >= at {
+                self.slot.expired.store(true, Ordering::Relaxed);
+                self.sleep = None;
+                cx.waker().wake_by_ref();
+                return;
+            }
+            // Fired for an earlier request: wait for this one's deadline.
+            self.armed = at;
+            sleep.as_mut().reset(when(at));
+        }
     }
 }

@@ -21,7 +21,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -289,7 +288,54 @@ pub fn routes() -> Vec<RouteInfo> {
     out
 }
 
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface as one service, for [`crate::listener::serve`]: the case step, then
+/// the routes with their middleware (`bench_routes`: `/_bench/bare` taken before all of it).
+/// A plain struct rather than a `Router` wrapped in another: the case step is a function call,
+/// not a fallback service boxed and cloned per request, and the routes are matched once.
+#[derive(Clone)]
+pub struct App {
+    routes: Router,
+    case: Arc<CanonicalCase>,
+    bare: Option<Router>,
+}
+
+impl App {
+    /// Serve one request (the routers' futures need no `poll_ready`: a `Router` is always ready).
+    pub fn serve<B>(&self, req: axum::http::Request<B>) -> axum::routing::future::RouteFuture<std::convert::Infallible>
+    where
+        B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let mut req = req.map(axum::body::Body::new);
+        if let Some(bare) = &self.bare {
+            if req.uri().path() == BENCH_BARE {
+                return tower::Service::call(&mut bare.clone(), req);
+            }
+        }
+        self.case.rewrite(&mut req);
+        tower::Service::call(&mut self.routes.clone(), req)
+    }
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        self.serve(req)
+    }
+}
+
+pub fn router(state: AppState) -> App {
     let (native, doc) = native_api();
     let doc = Arc::new(api::doc::to_json(&doc));
     let mut app = Router::new().merge(native).route(
@@ -320,23 +366,21 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
     let limit = state.settings.body_limit_bytes;
     // One `layer` call: each `Router::layer` wraps every route once more (a boxed service
-    // cloned and a boxed future per request), so the three steps are one stack, outermost
-    // first: the body limit, the timeout, then `Track` right around the route.
-    let app = app
+    // cloned and a boxed future per request), so the steps are one stack, outermost first: the
+    // body limit, then `Track` (metrics, log line and the request timeout) right around the route.
+    let routes = app
         .fallback(no_route)
         .layer(
             tower::ServiceBuilder::new()
                 .layer(DefaultBodyLimit::max(limit))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-                .layer(TrackLayer::default()),
+                .layer(TrackLayer { timeout }),
         )
         .with_state(state);
-    let app = with_canonical_case(app);
-    if bench {
-        // Merged after the layers, so none of them wraps it.
-        app.merge(Router::new().route(BENCH_BARE, post(bench_json)))
-    } else {
-        app
+    App {
+        routes,
+        case: Arc::new(canonical_case()),
+        // Outside every layer and the case step.
+        bare: bench.then(|| Router::new().route(BENCH_BARE, post(bench_json))),
     }
 }
 
@@ -350,22 +394,17 @@ async fn bench_json(axum::Json(body): axum::Json<serde_json::Value>) -> axum::Js
 /// Tedee). keygate's own routes (`/v1`, ...) stay case-sensitive.
 const CASE_INSENSITIVE_SURFACES: &[&str] = &["superoffice", "tedee"];
 
-/// Wrap the router in a step that runs before routing: a path that matches a route of a
+/// The step that runs before routing ([`App::serve`]): a path that matches a route of a
 /// case-insensitive surface only without regard to case is rewritten to that route's spelling
-/// (see [`canonical_path`]); the query string is kept as sent.
-fn with_canonical_case(app: Router) -> Router {
+/// (see [`canonical_path`]); the query string is kept as sent. It runs on every request, and
+/// for paths outside these surfaces' first segments it only compares one segment.
+fn canonical_case() -> CanonicalCase {
     let patterns: Vec<&'static str> = surface_routes()
         .into_iter()
         .filter(|(_, _, surface, _)| CASE_INSENSITIVE_SURFACES.contains(surface))
         .map(|(_, path, _, _)| path)
         .collect();
-    let case = Arc::new(CanonicalCase::new(patterns));
-    // A plain request map (no boxed `Next`): it runs on every request, and for paths outside
-    // these surfaces' first segments it only compares one segment.
-    Router::new().fallback_service(tower::ServiceExt::map_request(app, move |mut req: Request| {
-        case.rewrite(&mut req);
-        req
-    }))
+    CanonicalCase::new(patterns)
 }
 
 /// The route patterns of the case-insensitive surfaces, and the first segments they start
@@ -431,7 +470,12 @@ impl CanonicalCase {
         let Some(first) = &self.first_segments else {
             return true;
         };
-        let seg = path.strip_prefix('/').unwrap_or(path).split('/').next().unwrap_or("");
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let seg = rest
+            .as_bytes()
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(rest, |i| &rest[..i]);
         first.iter().any(|f| f.eq_ignore_ascii_case(seg))
     }
 
@@ -533,18 +577,19 @@ async fn no_route() -> Response {
 /// (`info`), on with `log_level = "info,keygate::access=debug"` (or any `debug` filter).
 pub const ACCESS_LOG_TARGET: &str = "keygate::access";
 
-/// `keygate_http_requests_total` and `keygate_http_request_duration_seconds`: the handles of
-/// each (method, route, status) seen, kept so that a request does not build label strings and
-/// look the series up in the recorder again. Every route is a pattern of the route table (or
-/// `unmatched`), but a client can send any method name: past `MAX_CACHED` entries a new
-/// combination is recorded without being kept (as every request was before).
+/// `keygate_http_requests_total` and `keygate_http_request_duration_seconds` of one route
+/// ([`Track`] is made per route): the handles of each (method, route, status) seen, kept so that
+/// a request does not build label strings and look the series up in the recorder again. The
+/// route is a pattern of the route table (or `unmatched`), but a client can send any method
+/// name: past `MAX_CACHED` entries a new combination is recorded without being kept (as every
+/// request was before).
 #[derive(Default)]
 struct HttpMetrics {
-    by_route: std::sync::RwLock<std::collections::HashMap<Arc<str>, Vec<MetricHandles>>>,
-    cached: std::sync::atomic::AtomicUsize,
+    entries: std::sync::RwLock<Vec<MetricHandles>>,
 }
 
 struct MetricHandles {
+    route: Box<str>,
     method: axum::http::Method,
     status: u16,
     requests: metrics::Counter,
@@ -552,26 +597,20 @@ struct MetricHandles {
 }
 
 impl HttpMetrics {
-    const MAX_CACHED: usize = 4096;
+    const MAX_CACHED: usize = 64;
 
     fn record(&self, method: &axum::http::Method, route: &str, status: u16, secs: f64) {
-        let hit = |entries: &Vec<MetricHandles>| {
-            entries
-                .iter()
-                .find(|e| e.status == status && e.method == *method)
-                .map(|e| {
-                    e.requests.increment(1);
-                    e.duration.record(secs);
-                })
-                .is_some()
-        };
+        let same = |e: &MetricHandles| e.status == status && e.method == *method && *e.route == *route;
         {
-            let map = self.by_route.read().unwrap_or_else(|e| e.into_inner());
-            if map.get(route).is_some_and(hit) {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = entries.iter().find(|e| same(e)) {
+                e.requests.increment(1);
+                e.duration.record(secs);
                 return;
             }
         }
         let handles = MetricHandles {
+            route: route.into(),
             method: method.clone(),
             status,
             requests: metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status.to_string()),
@@ -579,33 +618,30 @@ impl HttpMetrics {
         };
         handles.requests.increment(1);
         handles.duration.record(secs);
-        use std::sync::atomic::Ordering;
-        if self.cached.load(Ordering::Relaxed) >= Self::MAX_CACHED {
-            return;
-        }
-        let mut map = self.by_route.write().unwrap_or_else(|e| e.into_inner());
-        let entries = map.entry(Arc::from(route)).or_default();
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         // Another request may have cached it meanwhile.
-        if !entries.iter().any(|e| e.status == status && e.method == *method) {
+        if entries.len() < Self::MAX_CACHED && !entries.iter().any(same) {
             entries.push(handles);
-            self.cached.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// Metrics and a log line per request (see [`Track`]).
-#[derive(Clone, Default)]
+/// Metrics, a log line and the request timeout per request (see [`Track`]).
+#[derive(Clone)]
 struct TrackLayer {
-    metrics: Arc<HttpMetrics>,
+    timeout: Duration,
 }
 
 impl<S> tower::Layer<S> for TrackLayer {
     type Service = Track<S>;
 
     fn layer(&self, inner: S) -> Track<S> {
+        // `Router::layer` calls this once per route (and method): the metric handles kept are
+        // that route's, found without hashing its name.
         Track {
             inner,
-            metrics: self.metrics.clone(),
+            metrics: Arc::default(),
+            timeout: self.timeout,
         }
     }
 }
@@ -613,11 +649,16 @@ impl<S> tower::Layer<S> for TrackLayer {
 /// Around each route: the two HTTP metrics, and the request's log line at `debug` under
 /// [`ACCESS_LOG_TARGET`] (method, matched route, status, latency, and Tedee's correlation id).
 /// The raw URI (which could carry a key in a query string) and headers are never logged.
+/// And the request timeout (`request_timeout_secs`, answered `408` with an empty body): served by
+/// [`crate::listener::serve`], the request's deadline goes into its connection's slot, watched by
+/// one timer per connection ([`crate::listener::Deadline`]), so no timer is made per request;
+/// elsewhere a timer is armed once the request is first pending.
 /// A plain service with its own future: nothing is boxed or allocated per request here.
 #[derive(Clone)]
 struct Track<S> {
     inner: S,
     metrics: Arc<HttpMetrics>,
+    timeout: Duration,
 }
 
 impl<S> tower::Service<Request> for Track<S>
@@ -634,8 +675,16 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let start = Instant::now();
+        let deadline = crate::listener::Deadline::current();
+        if let Some(d) = &deadline {
+            d.start(start + self.timeout);
+        }
         TrackFuture {
-            start: Instant::now(),
+            start,
+            timeout: self.timeout,
+            deadline,
+            sleep: None,
             method: req.method().clone(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             metrics: self.metrics.clone(),
@@ -648,6 +697,10 @@ where
 struct TrackFuture<F> {
     inner: F,
     start: Instant,
+    timeout: Duration,
+    /// The connection's deadline slot; without one, `sleep` once the request is pending.
+    deadline: Option<Arc<crate::listener::Deadline>>,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     method: axum::http::Method,
     route: Option<MatchedPath>,
     metrics: Arc<HttpMetrics>,
@@ -665,18 +718,44 @@ where
         let this = &mut *self;
         let resp = match this.view.enter(|| std::pin::Pin::new(&mut this.inner).poll(cx)) {
             std::task::Poll::Ready(Ok(resp)) => resp,
-            other => return other,
+            std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => {
+                let expired = match &this.deadline {
+                    Some(d) => d.expired(),
+                    None => {
+                        let (start, timeout) = (this.start, this.timeout);
+                        let sleep = this
+                            .sleep
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until((start + timeout).into())));
+                        sleep.as_mut().poll(cx).is_ready()
+                    }
+                };
+                if !expired {
+                    return std::task::Poll::Pending;
+                }
+                let mut resp = Response::new(axum::body::Body::empty());
+                *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                resp
+            }
         };
+        if let Some(d) = &this.deadline {
+            d.finish();
+        }
         let status = resp.status().as_u16();
         let secs = this.start.elapsed().as_secs_f64();
         let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
         let method = &this.method;
         this.metrics.record(method, route, status, secs);
-        match resp.headers().get(tedee::CORRELATION_ID).and_then(|v| v.to_str().ok()) {
-            Some(correlation_id) => tracing::debug!(
-                target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, correlation_id, "request"
-            ),
-            None => tracing::debug!(target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, "request"),
+        // The header is looked up only when the line is written.
+        if tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::DEBUG) {
+            match resp.headers().get(tedee::CORRELATION_ID).and_then(|v| v.to_str().ok()) {
+                Some(correlation_id) => tracing::debug!(
+                    target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, correlation_id, "request"
+                ),
+                None => {
+                    tracing::debug!(target: ACCESS_LOG_TARGET, %method, route, status, ms = secs * 1000.0, "request")
+                }
+            }
         }
         if status == StatusCode::REQUEST_TIMEOUT.as_u16() {
             tracing::warn!(route, "request timed out");
@@ -919,6 +998,106 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 #[cfg(test)]
 mod tests {
+    use axum::Router;
+    use axum::routing::post;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An [`super::App`] of one route (`POST /echo`, the body back) inside the middleware of
+    /// [`super::router`]: a body limit of 64 bytes and a request timeout of 1 s.
+    fn echo_app() -> super::App {
+        let routes = Router::new()
+            .route("/echo", post(|body: String| async move { body }))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::extract::DefaultBodyLimit::max(64))
+                    .layer(super::TrackLayer {
+                        timeout: Duration::from_secs(1),
+                    }),
+            );
+        super::App {
+            routes,
+            case: Arc::new(super::canonical_case()),
+            bare: None,
+        }
+    }
+
+    /// Read one response head from `s`; its status code.
+    async fn status(s: &mut tokio::net::TcpStream) -> u16 {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        // A bound so that a broken server fails the test instead of hanging it.
+        let read = async {
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte).await.unwrap() == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read).await.unwrap();
+        let head = String::from_utf8_lossy(&head);
+        head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    /// Over a real connection of the serve loop: a request whose body never comes answers 408
+    /// once the timeout passes, also when an earlier request on the same connection was
+    /// answered (the connection's one timer was armed for it first); an oversized body 413.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_serve_loop_answers_the_request_timeout_and_the_body_limit() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = crate::listener::Limits {
+            header_read_timeout: Duration::from_secs(60),
+            max_connections: 16,
+            max_connections_per_address: 16,
+            trusted_proxies: vec![],
+        };
+        tokio::spawn(crate::listener::serve(
+            listener,
+            echo_app(),
+            limits,
+            std::future::pending(),
+        ));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        assert_eq!(status(&mut s).await, 200);
+        let mut body = [0u8; 2];
+        s.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body, b"hi");
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: k\r\nContent-Length: 10\r\n\r\nabc")
+            .await
+            .unwrap();
+        assert_eq!(status(&mut s).await, 408);
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let big = format!(
+            "POST /echo HTTP/1.1\r\nHost: k\r\nContent-Length: 100\r\n\r\n{}",
+            "x".repeat(100)
+        );
+        s.write_all(big.as_bytes()).await.unwrap();
+        assert_eq!(status(&mut s).await, 413);
+    }
+
+    /// Outside the serve loop (no connection slot), the timeout has a timer of its own.
+    #[tokio::test]
+    async fn the_request_timeout_holds_outside_the_serve_loop() {
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let body = axum::body::Body::from_stream(tokio_stream_of(rx));
+        let req = axum::http::Request::post("/echo").body(body).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(60), echo_app().serve(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status(), 408);
+    }
+
+    fn tokio_stream_of<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
     #[test]
     fn the_memo_answers_as_the_match_and_stays_bounded() {
         let routes = vec!["/api/v1/Agents/Person/{method}", "/Remote/Services86/Person.svc"];
