@@ -26,7 +26,7 @@
 use super::cache::ChangeProbe;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use rusqlite::{ffi, Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, ffi};
 use sqlx::SqlitePool;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -56,7 +56,9 @@ impl SqliteChanges {
                 .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database to watch it: {e}")))?;
         let counter = WalChangeCounter::map(&monitor);
         if counter.is_none() {
-            tracing::info!("the SQLite database's WAL index cannot be mapped; the credential cache asks PRAGMA data_version per request");
+            tracing::info!(
+                "the SQLite database's WAL index cannot be mapped; the credential cache asks PRAGMA data_version per request"
+            );
         }
         Ok(Some(SqliteChanges {
             counter,
@@ -189,13 +191,14 @@ mod tests {
     fn the_mapped_counter_moves_with_every_commit_of_any_connection_and_only_then() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (writer, path) = wal_file(dir.path());
-        let monitor =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+        let monitor = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
         let counter = WalChangeCounter::map(&monitor).expect("a WAL database's index maps");
         let before = counter.load();
         assert_eq!(counter.load(), before, "no commit, no change");
         // Reads (here and on the monitor) move nothing.
-        let _: i64 = writer.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).expect("read");
+        let _: i64 = writer
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("read");
         assert_eq!(counter.load(), before);
         writer.execute("INSERT INTO t VALUES (1)", []).expect("insert");
         let after_one = counter.load();
@@ -206,7 +209,9 @@ mod tests {
         assert_ne!(counter.load(), after_one, "another connection's commit moves it too");
         // A rolled-back transaction commits nothing.
         let settled = counter.load();
-        other.execute_batch("BEGIN; INSERT INTO t VALUES (3); ROLLBACK;").expect("rollback");
+        other
+            .execute_batch("BEGIN; INSERT INTO t VALUES (3); ROLLBACK;")
+            .expect("rollback");
         assert_eq!(counter.load(), settled);
     }
 
