@@ -445,3 +445,75 @@ async fn the_client_address_follows_only_trusted_proxies() {
     assert_eq!(r.status(), 403);
     assert_eq!(proxy.get(s.url("/metrics")).send().await.unwrap().status(), 200);
 }
+
+/// Read one response head from `s` (bounded, so that a broken server fails instead of hanging).
+async fn response_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read).await.unwrap();
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A request whose body stops coming answers 408 once `request_timeout_secs` passes, also after
+/// an earlier request on the same connection was answered; the 408 is counted in `/metrics`,
+/// and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_answers_408_and_is_counted() {
+    let s = Server::start_with(Options::default().env("KEYGATE_REQUEST_TIMEOUT_SECS", "1")).await;
+    let (_, api_key) = s.create_org("acme").await;
+    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let body = r#"{"key":"kg_nothing.secret"}"#;
+    let request = |len: usize| {
+        format!(
+            "POST /v1/keys/verify HTTP/1.1\r\nHost: keygate\r\nX-API-Key: {api_key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // A whole request first, answered.
+    c.write_all(format!("{}{body}", request(body.len())).as_bytes())
+        .await
+        .unwrap();
+    let head = response_head(&mut c).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut answer = vec![0u8; len];
+    c.read_exact(&mut answer).await.unwrap();
+    // Then one whose body never finishes.
+    c.write_all(format!("{}{}", request(body.len()), &body[..10]).as_bytes())
+        .await
+        .unwrap();
+    let head = response_head(&mut c).await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    let metrics = s
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("keygate_http_requests_total")
+            && l.contains(r#"route="/v1/keys/verify""#)
+            && l.contains(r#"status="408""#)),
+        "{metrics}"
+    );
+    assert!(s.logs().contains("request timed out"));
+    assert_eq!(s.req(Method::GET, "/healthz").send().await.unwrap().status(), 200);
+}
