@@ -1034,24 +1034,27 @@ mod tests {
         }
     }
 
-    /// One owner's list is cached (a row written past the decorator is not seen), and every
-    /// credential write through it, a PostgreSQL announcement and a flush are seen at once;
-    /// another owner's list survives that owner's neighbour's writes.
-    #[tokio::test]
-    async fn owner_lists_are_cached_and_dropped_by_every_write() {
+    /// A fresh SQLite file (kept in the returned directory) behind a cache of 100 entries with a
+    /// counting probe nobody else moves, reconciled once; and the store behind it.
+    async fn cached_sqlite() -> (tempfile::TempDir, SharedStore, CachedStore, Arc<Counting>) {
         let dir = tempfile::tempdir().unwrap();
         let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
             .await
             .unwrap();
         inner.migrate().await.unwrap();
         let probe = Arc::new(Counting::default());
-        let store = CachedStore::new(inner.clone(), 100, Some(probe));
+        let store = CachedStore::new(inner.clone(), 100, Some(probe.clone()));
         store.c.reconcile().await.unwrap();
+        (dir, inner, store, probe)
+    }
+
+    /// An organization (created at `at`) with an API key, created through `store`.
+    async fn org_in(store: &CachedStore, at: DateTime<Utc>) -> Organization {
         let org = Organization {
             id: Uuid::now_v7(),
             name: "acme".into(),
             is_system: false,
-            created_at: Utc::now(),
+            created_at: at,
         };
         let api_key = ApiKey {
             id: Uuid::now_v7(),
@@ -1059,10 +1062,20 @@ mod tests {
             name: "k".into(),
             prefix: "kg".into(),
             hash: vec![1; 32],
-            created_at: Utc::now(),
+            created_at: at,
             revoked_at: None,
         };
         store.create_org(&org, &api_key, &[]).await.unwrap();
+        org
+    }
+
+    /// One owner's list is cached (a row written past the decorator is not seen), and every
+    /// credential write through it, a PostgreSQL announcement and a flush are seen at once;
+    /// another owner's list survives that owner's neighbour's writes.
+    #[tokio::test]
+    async fn owner_lists_are_cached_and_dropped_by_every_write() {
+        let (_dir, inner, store, _) = cached_sqlite().await;
+        let org = org_in(&store, Utc::now()).await;
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
         let filter = |owner| CredentialFilter {
             kind: Some(Kind::Personal),
@@ -1175,30 +1188,9 @@ mod tests {
     /// still find them), and keeps the tokens the sweep left.
     #[tokio::test]
     async fn a_token_swept_by_a_later_creation_is_gone_from_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
-            .await
-            .unwrap();
-        inner.migrate().await.unwrap();
-        let store = CachedStore::new(inner, 100, Some(Arc::new(Counting::default())));
-        store.c.reconcile().await.unwrap();
+        let (_dir, _, store, _) = cached_sqlite().await;
         let t0 = Utc::now();
-        let org = Organization {
-            id: Uuid::now_v7(),
-            name: "acme".into(),
-            is_system: false,
-            created_at: t0,
-        };
-        let key = ApiKey {
-            id: Uuid::now_v7(),
-            org_id: org.id,
-            name: "k".into(),
-            prefix: "kg".into(),
-            hash: vec![2; 32],
-            created_at: t0,
-            revoked_at: None,
-        };
-        store.create_org(&org, &key, &[]).await.unwrap();
+        let org = org_in(&store, t0).await;
         let user = User {
             id: Uuid::now_v7(),
             org_id: org.id,
@@ -1240,14 +1232,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_reading_per_request_and_one_per_lookup_outside() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner = crate::store::open(&format!("sqlite://{}/kg.db", dir.path().display()))
-            .await
-            .unwrap();
-        inner.migrate().await.unwrap();
-        let probe = Arc::new(Counting::default());
-        let store = CachedStore::new(inner, 100, Some(probe.clone()));
-        store.c.reconcile().await.unwrap();
+        let (_dir, _, store, probe) = cached_sqlite().await;
         let id = Uuid::now_v7();
         let readings = || probe.readings.load(Ordering::SeqCst);
 

@@ -78,10 +78,15 @@ impl Org {
     }
 
     async fn personal_key_named(&self, name: &str) -> (String, String) {
+        self.personal_key_of("alice", "alice-password", name).await
+    }
+
+    /// A personal key named `name` of `user`'s, made with their password: (id, secret).
+    async fn personal_key_of(&self, user: &str, password: &str, name: &str) -> (String, String) {
         let r = self
             .s
             .req(Method::POST, "/api/v37/my/personalaccesskey")
-            .basic_auth("alice", Some("alice-password"))
+            .basic_auth(user, Some(password))
             .json(&json!({
                 "name": name,
                 "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
@@ -310,19 +315,7 @@ async fn a_personal_key_list_shows_every_change_over_http_at_once() {
     assert_eq!(o.personal_names(&pk).await, ["laptop"]);
 
     // Another user's keys do not show, and their list is their own.
-    let r =
-        o.s.req(Method::POST, "/api/v37/my/personalaccesskey")
-            .basic_auth("boss", Some("boss-password"))
-            .json(&json!({
-                "name": "boss's",
-                "validTo": (chrono::Utc::now() + chrono::Duration::days(9)).to_rfc3339(),
-                "scopes": ["Account.Read"],
-            }))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(r.status(), 201);
-    let boss_pk = json(r).await["result"]["key"].as_str().unwrap().to_string();
+    let (_, boss_pk) = o.personal_key_of("boss", "boss-password", "boss's").await;
     assert_eq!(o.personal_names(&boss_pk).await, ["boss's"]);
     assert_eq!(o.personal_names(&pk).await, ["laptop"]);
 
