@@ -915,6 +915,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         settings: Arc::new(settings.clone()),
         metrics,
         test_clock: manual,
+        // Validated with the settings; UTC as the SuperOffice surface has always fallen back to.
+        server_tz: crate::core::tz::parse_time_zone(&settings.time_zone).unwrap_or(chrono_tz::UTC),
     };
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(&settings.listen)

@@ -37,6 +37,8 @@ pub struct AppState {
     pub test_clock: Option<Arc<ManualClock>>,
     /// The address ranges the settings name, parsed once.
     pub net: Arc<NetPolicy>,
+    /// The server's time zone (`time_zone`, SuperOffice's answers), parsed once.
+    pub server_tz: chrono_tz::Tz,
 }
 
 /// Address ranges from the settings: proxies trusted to name the client, and who may read

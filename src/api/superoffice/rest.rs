@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use chrono_tz::Tz;
 
 /// Build the request context from the agent headers, for a contract version (the REST agents
 /// speak [`ops::LATEST`]; SOAP its service's version).
@@ -51,31 +50,10 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang, version: u8) -> Result<
     Ok(Ctx {
         lang,
         client_tz,
-        server_tz: server_tz(st),
+        server_tz: st.server_tz,
         application,
         include_offset,
         version,
-    })
-}
-
-pub fn server_tz(st: &AppState) -> Tz {
-    thread_local! {
-        /// The setting last read on this thread and its zone: every request reads it, and
-        /// reading a zone name searches the SuperOffice tables and chrono-tz's.
-        static LAST: std::cell::RefCell<Option<(String, Tz)>> = const { std::cell::RefCell::new(None) };
-    }
-    let name = st.settings.time_zone.as_str();
-    let read = || parse_time_zone(name).unwrap_or(Tz::UTC);
-    LAST.with(|last| match last.try_borrow_mut() {
-        Ok(mut last) => match &*last {
-            Some((n, tz)) if n == name => *tz,
-            _ => {
-                let tz = read();
-                *last = Some((name.to_string(), tz));
-                tz
-            }
-        },
-        Err(_) => read(),
     })
 }
 
