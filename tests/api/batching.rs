@@ -10,15 +10,7 @@ use std::sync::{Arc, Mutex};
 
 /// Is the `keygate_sqlite_batch_size` metric there (only the batching writer records it)?
 async fn batches_recorded(s: &Server) -> bool {
-    let text = s
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.contains("keygate_sqlite_batch_size")
+    s.metrics().await.contains("keygate_sqlite_batch_size")
 }
 
 #[tokio::test]

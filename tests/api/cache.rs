@@ -266,16 +266,12 @@ async fn every_change_over_http_is_refused_on_the_next_request() {
     );
 
     // The lookups above were answered from the cache (else this test would prove nothing).
-    let metrics =
-        o.s.req(Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    let metrics = o.s.metrics().await;
     for cache in ["credential", "api_key", "token", "user", "org"] {
-        assert!(hits(&metrics, cache) > 0, "no cache hits for {cache}:\n{metrics}");
+        assert!(
+            cache_lookups(&metrics, cache, "hit") > 0,
+            "no cache hits for {cache}:\n{metrics}"
+        );
     }
 }
 
@@ -320,15 +316,11 @@ async fn a_personal_key_list_shows_every_change_over_http_at_once() {
     assert_eq!(o.personal_names(&pk).await, ["laptop"]);
 
     // The lists above were answered from the cache (else this test would prove nothing).
-    let metrics =
-        o.s.req(Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-    assert!(hits(&metrics, "list") > 0, "no cache hits for lists:\n{metrics}");
+    let metrics = o.s.metrics().await;
+    assert!(
+        cache_lookups(&metrics, "list", "hit") > 0,
+        "no cache hits for lists:\n{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -344,17 +336,6 @@ async fn a_personal_key_revoked_by_the_cli_is_gone_from_the_list_at_once() {
 }
 
 /// `keygate_cache_lookups_total{cache=<cache>,outcome="hit"}` in a Prometheus text page.
-fn hits(metrics: &str, cache: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("keygate_cache_lookups_total{")
-                && l.contains(&format!("cache=\"{cache}\""))
-                && l.contains("outcome=\"hit\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
 
 #[tokio::test]
 async fn changes_made_by_the_cli_are_refused_on_the_next_request() {

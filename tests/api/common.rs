@@ -133,6 +133,17 @@ impl Server {
         self.req(method, path).basic_auth("admin", Some(&self.admin_password))
     }
 
+    /// The `/metrics` text (from loopback, as the tests run).
+    pub async fn metrics(&self) -> String {
+        self.req(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
@@ -413,4 +424,18 @@ pub async fn exactly_ten_of_64_concurrent_uses(s: &Server) {
         .map(|e| e["data"]["used_count"].as_i64().unwrap())
         .collect();
     assert_eq!(counts, (1..=N).collect::<Vec<_>>());
+}
+
+/// The sum of `keygate_cache_lookups_total{cache=<cache>,outcome=<outcome>}` in a `/metrics`
+/// text (of every cache when `cache` is empty).
+pub fn cache_lookups(metrics: &str, cache: &str, outcome: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("keygate_cache_lookups_total{")
+                && (cache.is_empty() || l.contains(&format!("cache=\"{cache}\"")))
+                && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }

@@ -500,14 +500,7 @@ async fn a_stalled_request_answers_408_and_is_counted() {
         .unwrap();
     let head = response_head(&mut c).await;
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
-    let metrics = s
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.lines().any(|l| l.starts_with("keygate_http_requests_total")
             && l.contains(r#"route="/v1/keys/verify""#)

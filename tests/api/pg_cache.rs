@@ -5,7 +5,7 @@
 //! database; and with the setting off (the default) nothing is cached at all. Skipped without
 //! `KEYGATE_TEST_POSTGRES_URL`, failing instead under `CI=true` (see tests/support/pg.rs).
 
-use crate::common::{Options, Server, command, json};
+use crate::common::{Options, Server, cache_lookups, command, json};
 use crate::pg;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -41,39 +41,15 @@ async fn two_nodes(url: &str, cache: bool) -> (Server, Server) {
     (a, b)
 }
 
-async fn metrics(s: &Server) -> String {
-    s.req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The sum of `keygate_cache_lookups_total{cache=<cache>,outcome=<outcome>}` (any cache when
-/// `cache` is empty).
-fn lookups(metrics: &str, cache: &str, outcome: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("keygate_cache_lookups_total{")
-                && (cache.is_empty() || l.contains(&format!("cache=\"{cache}\"")))
-                && l.contains(&format!("outcome=\"{outcome}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Wait until the node's `/metrics` shows `keygate_cache_listener_connected <v>`.
 async fn listener_connected(s: &Server, v: u8) {
     let line = format!("keygate_cache_listener_connected {v}");
     let start = Instant::now();
     loop {
-        if metrics(s).await.lines().any(|l| l == line) {
+        if s.metrics().await.lines().any(|l| l == line) {
             return;
         }
-        assert!(start.elapsed() < PATIENCE, "never saw {line}:\n{}", metrics(s).await);
+        assert!(start.elapsed() < PATIENCE, "never saw {line}:\n{}", s.metrics().await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -283,9 +259,12 @@ async fn pg_cache_changes_at_one_node_or_by_the_cli_reach_the_other() {
     assert_eq!(o.code_at(&b, &other).await, "VALID");
 
     // B answered from its cache (else this test would prove nothing).
-    let m = metrics(&b).await;
+    let m = b.metrics().await;
     for cache in ["credential", "api_key", "token", "user", "org"] {
-        assert!(lookups(&m, cache, "hit") > 0, "no cache hits for {cache} at B:\n{m}");
+        assert!(
+            cache_lookups(&m, cache, "hit") > 0,
+            "no cache hits for {cache} at B:\n{m}"
+        );
     }
 }
 
@@ -309,7 +288,7 @@ async fn pg_cache_is_bypassed_while_the_listener_is_disconnected() {
     }
     o.warm_code(&secret, "VALID").await;
     o.warm_code(&other, "VALID").await;
-    let hits_before = lookups(&metrics(&b).await, "credential", "hit");
+    let hits_before = cache_lookups(&b.metrics().await, "credential", "hit");
     assert!(hits_before > 0);
 
     // Cut the listeners off: no new connection to the database, then end the listeners'.
@@ -336,10 +315,10 @@ async fn pg_cache_is_bypassed_while_the_listener_is_disconnected() {
         .execute(&mut sql)
         .await
         .unwrap();
-    let bypassed = lookups(&metrics(&b).await, "", "bypass");
+    let bypassed = cache_lookups(&b.metrics().await, "", "bypass");
     assert_eq!(o.code_at(&b, &secret).await, "REVOKED");
     assert_eq!(o.code_at(&b, &other).await, "VALID");
-    assert!(lookups(&metrics(&b).await, "", "bypass") > bypassed);
+    assert!(cache_lookups(&b.metrics().await, "", "bypass") > bypassed);
     assert!(b.logs().contains("listener is disconnected"), "{}", b.logs());
 
     // Connections allowed again: the listener reconnects, nothing from before survives (the
@@ -353,7 +332,7 @@ async fn pg_cache_is_bypassed_while_the_listener_is_disconnected() {
         assert_eq!(o.code_at(&b, &secret).await, "REVOKED");
         assert_eq!(o.code_at(&b, &other).await, "VALID");
     }
-    assert!(lookups(&metrics(&b).await, "credential", "hit") > hits_before);
+    assert!(cache_lookups(&b.metrics().await, "credential", "hit") > hits_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +354,7 @@ async fn pg_without_the_setting_caches_nothing() {
     assert_eq!(r.status(), 200);
     // Refused by B on the very next request: B reads the database every time.
     assert_eq!(o.code_at(&b, &secret).await, "REVOKED");
-    let m = metrics(&b).await;
+    let m = b.metrics().await;
     assert!(!m.contains("keygate_cache_lookups_total"), "{m}");
     assert!(!m.contains("keygate_cache_listener_connected"), "{m}");
     // And no node created the triggers: writes do not pay for NOTIFY.
