@@ -909,7 +909,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let state = AppState {
+    let state = AppState::new(api::AppShared {
         svc: Arc::new(svc),
         net: Arc::new(api::NetPolicy::from_settings(&settings)?),
         settings: Arc::new(settings.clone()),
@@ -917,7 +917,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         test_clock: manual,
         // Validated with the settings; UTC as the SuperOffice surface has always fallen back to.
         server_tz: crate::core::tz::parse_time_zone(&settings.time_zone).unwrap_or(chrono_tz::UTC),
-    };
+    });
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await

@@ -29,8 +29,25 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::sync::Arc;
 
+/// What every handler reads. axum clones it for each request that takes `State`, so it is one
+/// reference count ([`AppShared`] behind an `Arc`) rather than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    pub fn new(shared: AppShared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+pub struct AppShared {
     pub svc: Arc<Service>,
     pub settings: Arc<Settings>,
     pub metrics: Option<PrometheusHandle>,
