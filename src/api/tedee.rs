@@ -91,7 +91,9 @@ fn error_envelope(status: StatusCode, message: String) -> Response {
 /// - any other refusal that is not already JSON (e.g. a path that is not valid UTF-8) is put
 ///   into the envelope.
 pub async fn wire(req: Request, next: Next) -> Response {
-    let id = Uuid::new_v4();
+    // A random (version 4) id from the thread's generator: `Uuid::new_v4` asks the kernel for
+    // each one, a system call per request (4.6% of the Tedee list's CPU).
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let method = req.method().clone();
     let span = tracing::info_span!("tedee", correlation_id = %id);
     let resp = next.run(req).instrument(span).await;
