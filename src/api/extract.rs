@@ -181,11 +181,15 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let key = client_ip(parts, &st.net.trusted_proxies)
-            .map(net::address_key)
-            .unwrap_or_else(|| "unknown".into());
-        Ok(ClientAddr(key))
+        Ok(ClientAddr(client_key(parts, &st.net.trusted_proxies)))
     }
+}
+
+/// [`ClientAddr`]'s key, for a caller that wants it only sometimes (it costs a formatted string).
+pub fn client_key(parts: &Parts, trusted: &[Cidr]) -> String {
+    client_ip(parts, trusted)
+        .map(net::address_key)
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Parse a UUID path segment, naming it on error.

@@ -5,8 +5,8 @@
 //! whitelisted keys need the visitor's credentials (a JWT).
 
 use super::AppState;
-use super::auth::authenticate;
-use super::extract::{ClientAddr, is_json, parse_json, read_body};
+use super::auth::authenticate_parts;
+use super::extract::{is_json, parse_json, read_body};
 use super::pages::page;
 use super::smartphonekey::SpkError;
 use super::xml::esc;
@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::service::Principal;
 use crate::service::collective::{DoorChoice, admits, doors};
 use crate::service::share::status;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -30,11 +30,7 @@ async fn visitor(st: &AppState, parts: &mut Parts) -> Result<Option<Principal>, 
         return Ok(None);
     }
     parts.headers.remove(header::COOKIE);
-    let ClientAddr(src) = match ClientAddr::from_request_parts(parts, st).await {
-        Ok(c) => c,
-        Err(never) => match never {},
-    };
-    authenticate(st, &parts.headers, &parts.method, &src).await.map(Some)
+    authenticate_parts(st, parts).await.map(Some)
 }
 
 fn wants_html(parts: &Parts) -> bool {

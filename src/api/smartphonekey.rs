@@ -6,7 +6,7 @@
 //! `api_key:<uuid>` ([`surface_actor`]).
 
 use super::AppState;
-use super::auth::authenticate;
+use super::auth::authenticate_parts;
 use super::extract::{ClientAddr, is_json, parse_json, read_body};
 use crate::core::share::{PUBLIC, Schedule, USER_WHITELIST, project, surface_actor};
 use crate::error::Error;
@@ -355,11 +355,7 @@ fn lock_id(raw: &str) -> SpkResult<i64> {
 }
 
 pub(crate) async fn caller(st: &AppState, parts: &mut Parts) -> SpkResult<Principal> {
-    let ClientAddr(src) = match ClientAddr::from_request_parts(parts, st).await {
-        Ok(c) => c,
-        Err(never) => match never {},
-    };
-    Ok(authenticate(st, &parts.headers, &parts.method, &src).await?)
+    Ok(authenticate_parts(st, parts).await?)
 }
 
 /// The caller, refused in SmartphoneKey's shape.

@@ -4,8 +4,8 @@
 //! `X-Correlation-ID` and `API-Supported-Versions` (see [`wire`]).
 
 use super::AppState;
-use super::auth::authenticate;
-use super::extract::{ClientAddr, is_json, parse_json, read_body};
+use super::auth::authenticate_parts;
+use super::extract::{is_json, parse_json, read_body};
 use crate::error::Error;
 use crate::service::Principal;
 use crate::service::personal::PersonalKeyRequest;
@@ -156,13 +156,7 @@ impl FromRequestParts<AppState> for TedeeAuth {
     type Rejection = TedeeError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ClientAddr(source) = match ClientAddr::from_request_parts(parts, state).await {
-            Ok(c) => c,
-            Err(never) => match never {},
-        };
-        Ok(TedeeAuth(
-            authenticate(state, &parts.headers, &parts.method, &source).await?,
-        ))
+        Ok(TedeeAuth(authenticate_parts(state, parts).await?))
     }
 }
 

@@ -7,11 +7,11 @@ use super::ops::{Agent, Operation};
 use super::render::{self, Format};
 use super::{Ctx, Lang, execute, ops, parse_time_zone};
 use crate::api::AppState;
-use crate::api::auth::authenticate;
-use crate::api::extract::{ClientAddr, parse_json, read_body};
+use crate::api::auth::authenticate_parts;
+use crate::api::extract::{parse_json, read_body};
 use crate::api::xml;
 use crate::error::{Error, Result};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
@@ -148,13 +148,9 @@ async fn run(
     lang: Lang,
     req: Request,
 ) -> Result<(&'static Operation, super::Answer, Option<String>)> {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let op = ops::find(agent.ops(), method).ok_or(Error::NotFound("agent method"))?;
-    let ClientAddr(src) = match ClientAddr::from_request_parts(&mut parts, st).await {
-        Ok(c) => c,
-        Err(never) => match never {},
-    };
-    let principal = authenticate(st, &parts.headers, &parts.method, &src).await?;
+    let principal = authenticate_parts(st, &parts).await?;
     let ctx = context(st, &parts.headers, lang, ops::LATEST)?;
     let select = select_param(parts.uri.query());
     let query = parts.uri.query().map(str::to_string);
