@@ -123,7 +123,17 @@ impl Service {
             return Ok(None);
         }
         let via = OpenVia { via: "pin", door_id };
-        match self.consume_share(c.org_id, "pin", &lock, c, None, Some(via)).await {
+        match self
+            .consume_share(
+                c.org_id,
+                "pin",
+                &lock,
+                std::sync::Arc::unwrap_or_clone(c),
+                None,
+                Some(via),
+            )
+            .await
+        {
             Ok(w) => Ok(Some((lock, w))),
             Err(Error::Invalid { .. } | Error::Forbidden(_)) => Ok(None),
             Err(e) => Err(e),

@@ -405,17 +405,20 @@ impl Service {
             scope,
             user,
         };
-        let code = verdict(found.as_ref(), &ctx, self.now());
+        let code = verdict(found.as_deref(), &ctx, self.now());
         let visible = if code == Code::NotFound { None } else { found };
         let result = match (code, visible) {
-            (Code::Valid, Some(c)) if consume => self.consume(by, c, &ctx).await?,
-            (code, credential) => Verification { code, credential },
+            (Code::Valid, Some(c)) if consume => self.consume(by, &c, &ctx).await?,
+            (code, credential) => Verification {
+                code,
+                credential: credential.map(std::sync::Arc::unwrap_or_clone),
+            },
         };
         count_verification(result.code);
         Ok(result)
     }
 
-    async fn consume(&self, by: &Principal, c: Credential, ctx: &VerifyContext) -> Result<Verification> {
+    async fn consume(&self, by: &Principal, c: &Credential, ctx: &VerifyContext) -> Result<Verification> {
         let now = self.now();
         let data = json!({"user": ctx.user, "scope": ctx.scope});
         let e = self.event(by.org_id, aggregate::KEY, c.id, ev::KEY_USED, data, &by.actor);
@@ -465,7 +468,7 @@ impl Service {
                     user,
                 };
                 match verdict(Some(&c), &ctx, self.now()) {
-                    Code::Valid => self.consume(by, c, &ctx).await?,
+                    Code::Valid => self.consume(by, &c, &ctx).await?,
                     code => Verification {
                         code,
                         credential: Some(c),

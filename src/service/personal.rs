@@ -232,7 +232,7 @@ impl Service {
             .await?
             .ok_or(Error::Unauthenticated)?;
         let mut p = self.principal_for_user(&user, AuthMethod::PersonalKey).await?;
-        p.scopes = Some(c.scopes);
+        p.scopes = Some(c.scopes.clone());
         p.valid_until = c.expires_at;
         Ok(p)
     }

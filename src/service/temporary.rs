@@ -183,7 +183,7 @@ impl Service {
             scope: None,
             user: None,
         };
-        let code = verdict(found.as_ref(), &ctx, self.now());
+        let code = verdict(found.as_deref(), &ctx, self.now());
         let Some(c) = found.filter(|_| matches!(code, Code::Valid | Code::Expired)) else {
             return Ok(TemporaryKeyInfo::unknown());
         };

@@ -266,7 +266,7 @@ impl LookupCounters {
 const UNRECONCILED: i64 = i64::MIN;
 
 struct Caches {
-    credentials: Cache<Vec<u8>, Option<Credential>>,
+    credentials: Cache<Vec<u8>, Option<Arc<Credential>>>,
     api_keys: Cache<Vec<u8>, Option<ApiKey>>,
     tokens: Cache<(TokenKind, Vec<u8>), Option<LoginToken>>,
     /// By (organization, id) for `get_user`, by (None, id) for `find_user`.
@@ -753,7 +753,7 @@ impl Store for CachedStore {
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
         self.inner.get_credential(org_id, id).await
     }
-    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
         self.cached(
             Lookup::Credential,
             &self.c.credentials,

@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -687,13 +688,13 @@ impl Store for PgStore {
             .transpose()
     }
 
-    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
         sqlx::query(sql::FIND_CREDENTIAL_BY_HASH)
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(cred_from)
+            .map(|r| cred_from(r).map(Arc::new))
             .transpose()
     }
 

@@ -6,6 +6,7 @@
 //! never blocked by the writer in WAL mode.
 
 use super::foreign_sqlite as f;
+use std::sync::Arc;
 #[path = "sqlite_batch.rs"]
 pub mod batch;
 #[path = "sqlite_reads.rs"]
@@ -876,8 +877,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Credential>> {
-        self.read_one(sql::FIND_CREDENTIAL_BY_HASH, &[Val::Blob(hash)]).await
+    async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
+        let found: Option<Credential> = self.read_one(sql::FIND_CREDENTIAL_BY_HASH, &[Val::Blob(hash)]).await?;
+        Ok(found.map(Arc::new))
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
