@@ -106,6 +106,17 @@ const CRED_COLS: &str = cred_cols!();
 pub mod sql {
     /// `credentials_hash_key`.
     pub const FIND_CREDENTIAL_BY_HASH: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE hash = $1");
+    /// A use, counted only while the key is usable: `credentials_pkey` (or `credentials_org`).
+    /// One statement: the row lock serializes racing updates (from any node), and each
+    /// re-evaluates the WHERE clause on the latest committed row before it counts.
+    pub const CONSUME_USE: &str = concat!(
+        "UPDATE credentials SET used_count = used_count + 1 \
+         WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
+           AND (not_before IS NULL OR not_before <= $3) AND (expires_at IS NULL OR expires_at > $3) \
+           AND (max_uses IS NULL OR used_count < max_uses) \
+         RETURNING ",
+        cred_cols!()
+    );
     /// `credentials_pkey`.
     pub const FIND_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = $1");
     /// `credentials_pkey` (or `credentials_org`).
@@ -784,13 +795,11 @@ impl Store for PgStore {
         } else {
             None
         };
-        let row = sqlx::query(&format!(
-            "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query(sql::GET_CREDENTIAL)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(row.as_ref().map(cred_from).transpose()?.map(|c| (c, version)))
     }
@@ -805,20 +814,12 @@ impl Store for PgStore {
     ) -> Result<ConsumeOutcome> {
         let mut tx = self.pool.begin().await?;
         let n = to_micros(now);
-        // One statement: the row lock serializes racing updates (from any node), and each
-        // re-evaluates the WHERE clause on the latest committed row before it counts.
-        let row = sqlx::query(&format!(
-            "UPDATE credentials SET used_count = used_count + 1 \
-             WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
-               AND (not_before IS NULL OR not_before <= $3) AND (expires_at IS NULL OR expires_at > $3) \
-               AND (max_uses IS NULL OR used_count < max_uses) \
-             RETURNING {CRED_COLS}"
-        ))
-        .bind(org_id)
-        .bind(id)
-        .bind(n)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query(sql::CONSUME_USE)
+            .bind(org_id)
+            .bind(id)
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?;
         match row {
             Some(row) => {
                 let cred = cred_from(&row)?;
@@ -839,13 +840,11 @@ impl Store for PgStore {
                 Ok(ConsumeOutcome::Used(cred, version))
             }
             None => {
-                let row = sqlx::query(&format!(
-                    "SELECT {CRED_COLS} FROM credentials WHERE org_id = $1 AND id = $2"
-                ))
-                .bind(org_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let row = sqlx::query(sql::GET_CREDENTIAL)
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(ConsumeOutcome::Refused(row.as_ref().map(cred_from).transpose()?))
             }

@@ -109,6 +109,16 @@ mod cred_col {
 pub mod sql {
     /// `credentials.hash` UNIQUE (`sqlite_autoindex_credentials_2`).
     pub const FIND_CREDENTIAL_BY_HASH: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE hash = ?");
+    /// A use, counted only while the key is usable (the writer's `consume_use`): the primary key
+    /// (`sqlite_autoindex_credentials_1`, or `credentials_org`).
+    pub const CONSUME_USE: &str = concat!(
+        "UPDATE credentials SET used_count = used_count + 1 \
+         WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
+           AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
+           AND (max_uses IS NULL OR used_count < max_uses) \
+         RETURNING ",
+        cred_cols!()
+    );
     /// The primary key (`sqlite_autoindex_credentials_1`).
     pub const FIND_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = ?");
     /// The primary key (or `credentials_org`, whose prefix is the same single row).

@@ -484,7 +484,7 @@ fn revoke_credential(
     let version = if n == 1 { Some(append(db, event)?) } else { None };
     let cred = cred_row(
         db,
-        &format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"),
+        super::sql::GET_CREDENTIAL,
         params![org_id.to_string(), id.to_string()],
     )?;
     Ok(cred.map(|c| (c, version)))
@@ -500,13 +500,7 @@ fn consume_use(
 ) -> Result<ConsumeOutcome> {
     let used = cred_row(
         db,
-        &format!(
-            "UPDATE credentials SET used_count = used_count + 1 \
-             WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
-               AND (not_before IS NULL OR not_before <= ?3) AND (expires_at IS NULL OR expires_at > ?3) \
-               AND (max_uses IS NULL OR used_count < max_uses) \
-             RETURNING {CRED_COLS}"
-        ),
+        super::sql::CONSUME_USE,
         params![org_id.to_string(), id.to_string(), to_micros(now)],
     )?;
     match used {
@@ -528,7 +522,7 @@ fn consume_use(
         }
         None => Ok(ConsumeOutcome::Refused(cred_row(
             db,
-            &format!("SELECT {CRED_COLS} FROM credentials WHERE org_id = ? AND id = ?"),
+            super::sql::GET_CREDENTIAL,
             params![org_id.to_string(), id.to_string()],
         )?)),
     }
