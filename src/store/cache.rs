@@ -19,6 +19,9 @@
 //! PostgreSQL feed (digest only, owner unknown) drops every list. A lookup that
 //! read the database while an invalidation ran does not store what it read: a generation
 //! counter, bumped under the fill lock by every invalidation, is compared before the insert.
+//! A write and its invalidation run to their end on a task of their own
+//! ([`CachedStore::write`]): a request that times out, or whose client goes away, drops its
+//! handler's future, while the write it started may still commit.
 //!
 //! # Writes by other processes
 //! The CLI (`user disable`, `passwd`, ...) writes to the same SQLite file while the server
@@ -51,7 +54,7 @@ use crate::core::event::{Event, NewEvent};
 use crate::core::foreign::{
     DevicePath, DeviceTarget, ForeignApp, ForeignDevice, ForeignKey, KeyFilter, KeyMode, KeyWrite, Stamp,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{ApiKey, Lock, LoginToken, Organization, TokenKind, User};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -591,6 +594,35 @@ impl CachedStore {
         Ok(rows)
     }
 
+    /// Run `write`, then `after` with its outcome, to the end even when the caller stops
+    /// waiting. A handler's future is dropped when its request times out or its connection
+    /// closes, but a write it started may still commit (SQLite's writer thread, PostgreSQL's
+    /// server): an invalidation skipped after that commit would leave, say, a revoked key
+    /// answering from the cache. So both run on a task of their own, which the caller awaits.
+    async fn write<T, W, A>(&self, write: W, after: A) -> Result<T>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T>> + Send + 'static,
+        A: FnOnce(&Caches, &Result<T>) + Send + 'static,
+    {
+        let c = self.c.clone();
+        let task = tokio::spawn(async move {
+            let r = write.await;
+            after(&c, &r);
+            r
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                // The write panicked (or the runtime is going away): what it changed is unknown.
+                self.c.invalidate(&[Evict::Everything]);
+                Err(Error::internal(format!("a store write did not finish: {e}")))
+            }
+        }
+    }
+}
+
+impl Caches {
     /// After a credential write: drop the credential and its owner's lists, found by `of` from
     /// what the write returned (digest, organization, owner); everything on error.
     fn drop_credential_of<T>(&self, r: &Result<T>, of: impl FnOnce(&T) -> Option<(&[u8], Uuid, Option<Uuid>)>) {
@@ -600,17 +632,15 @@ impl CachedStore {
                     self.drop_credential(h, org, owner);
                 }
             }
-            Err(_) => self.c.invalidate(&[Evict::AllCredentials]),
+            Err(_) => self.invalidate(&[Evict::AllCredentials]),
         }
     }
 
     /// Drop a credential (by digest) and its owner's lists.
     fn drop_credential(&self, hash: &[u8], org_id: Uuid, owner: Option<Uuid>) {
         match owner {
-            Some(owner) => self
-                .c
-                .invalidate(&[Evict::Credential(hash), Evict::Lists(org_id, owner)]),
-            None => self.c.invalidate(&[Evict::Credential(hash)]),
+            Some(owner) => self.invalidate(&[Evict::Credential(hash), Evict::Lists(org_id, owner)]),
+            None => self.invalidate(&[Evict::Credential(hash)]),
         }
     }
 }
@@ -618,23 +648,33 @@ impl CachedStore {
 #[async_trait]
 impl Store for CachedStore {
     async fn migrate(&self) -> Result<()> {
-        let r = self.inner.migrate().await;
-        self.c.invalidate(&[Evict::Everything]);
-        r
+        let inner = self.inner.clone();
+        self.write(async move { inner.migrate().await }, |c, _| {
+            c.invalidate(&[Evict::Everything]);
+        })
+        .await
     }
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
 
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
-        let r = self.inner.bootstrap(b).await;
-        self.c.invalidate(&[Evict::Everything]);
-        r
+        let (inner, b) = (self.inner.clone(), b.clone());
+        self.write(async move { inner.bootstrap(&b).await }, |c, _| {
+            c.invalidate(&[Evict::Everything]);
+        })
+        .await
     }
     async fn create_org(&self, org: &Organization, api_key: &ApiKey, events: &[NewEvent]) -> Result<()> {
-        let r = self.inner.create_org(org, api_key, events).await;
-        self.c.invalidate(&[Evict::Org(org.id), Evict::ApiKey(&api_key.hash)]);
-        r
+        let (inner, org, api_key, events) = (self.inner.clone(), org.clone(), api_key.clone(), events.to_vec());
+        let (id, hash) = (org.id, api_key.hash.clone());
+        self.write(
+            async move { inner.create_org(&org, &api_key, &events).await },
+            move |c, _| {
+                c.invalidate(&[Evict::Org(id), Evict::ApiKey(&hash)]);
+            },
+        )
+        .await
     }
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
         self.cached(Lookup::Org, &self.c.orgs, id, self.inner.get_org(id)).await
@@ -646,9 +686,12 @@ impl Store for CachedStore {
         self.inner.list_orgs().await
     }
     async fn create_user(&self, user: &User, event: &NewEvent) -> Result<()> {
-        let r = self.inner.create_user(user, event).await;
-        self.c.invalidate(&[Evict::User(user.id, user.org_id)]);
-        r
+        let (inner, user, event) = (self.inner.clone(), user.clone(), event.clone());
+        let (id, org) = (user.id, user.org_id);
+        self.write(async move { inner.create_user(&user, &event).await }, move |c, _| {
+            c.invalidate(&[Evict::User(id, org)]);
+        })
+        .await
     }
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
         self.cached(
@@ -660,14 +703,19 @@ impl Store for CachedStore {
         .await
     }
     async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
-        let r = self.inner.update_user(user, end_tokens, event).await;
-        if end_tokens || r.is_err() {
-            self.c
-                .invalidate(&[Evict::User(user.id, user.org_id), Evict::AllTokens]);
-        } else {
-            self.c.invalidate(&[Evict::User(user.id, user.org_id)]);
-        }
-        r
+        let (inner, user, event) = (self.inner.clone(), user.clone(), event.clone());
+        let (id, org) = (user.id, user.org_id);
+        self.write(
+            async move { inner.update_user(&user, end_tokens, &event).await },
+            move |c, r| {
+                if end_tokens || r.is_err() {
+                    c.invalidate(&[Evict::User(id, org), Evict::AllTokens]);
+                } else {
+                    c.invalidate(&[Evict::User(id, org)]);
+                }
+            },
+        )
+        .await
     }
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
         self.cached(Lookup::User, &self.c.users, (None, id), self.inner.find_user(id))
@@ -683,9 +731,12 @@ impl Store for CachedStore {
     }
 
     async fn create_api_key(&self, key: &ApiKey, event: &NewEvent) -> Result<()> {
-        let r = self.inner.create_api_key(key, event).await;
-        self.c.invalidate(&[Evict::ApiKey(&key.hash)]);
-        r
+        let (inner, key, event) = (self.inner.clone(), key.clone(), event.clone());
+        let hash = key.hash.clone();
+        self.write(async move { inner.create_api_key(&key, &event).await }, move |c, _| {
+            c.invalidate(&[Evict::ApiKey(&hash)]);
+        })
+        .await
     }
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
         self.cached(
@@ -706,24 +757,30 @@ impl Store for CachedStore {
         at: DateTime<Utc>,
         event: &NewEvent,
     ) -> Result<Option<ApiKey>> {
-        let r = self.inner.revoke_api_key(org_id, id, at, event).await;
-        match &r {
-            Ok(Some(k)) => self.c.invalidate(&[Evict::ApiKey(&k.hash)]),
-            Ok(None) => {}
-            Err(_) => self.c.invalidate(&[Evict::AllApiKeys]),
-        }
-        r
+        let (inner, event) = (self.inner.clone(), event.clone());
+        self.write(
+            async move { inner.revoke_api_key(org_id, id, at, &event).await },
+            |c, r| match r {
+                Ok(Some(k)) => c.invalidate(&[Evict::ApiKey(&k.hash)]),
+                Ok(None) => {}
+                Err(_) => c.invalidate(&[Evict::AllApiKeys]),
+            },
+        )
+        .await
     }
 
     async fn create_login_token(&self, kind: TokenKind, token: &LoginToken, event: &NewEvent) -> Result<()> {
-        let r = self.inner.create_login_token(kind, token, event).await;
-        // The new token, and what the store swept on the way: every token expired by its
-        // creation (held ones would still answer to a lookup with an earlier `now`).
-        self.c.invalidate(&[
-            Evict::Token(kind, &token.hash),
-            Evict::TokensExpiredBy(token.created_at),
-        ]);
-        r
+        let (inner, token, event) = (self.inner.clone(), token.clone(), event.clone());
+        let (hash, created_at) = (token.hash.clone(), token.created_at);
+        self.write(
+            async move { inner.create_login_token(kind, &token, &event).await },
+            move |c, _| {
+                // The new token, and what the store swept on the way: every token expired by its
+                // creation (held ones would still answer to a lookup with an earlier `now`).
+                c.invalidate(&[Evict::Token(kind, &hash), Evict::TokensExpiredBy(created_at)]);
+            },
+        )
+        .await
     }
     async fn find_login_token(&self, kind: TokenKind, hash: &[u8], now: DateTime<Utc>) -> Result<Option<LoginToken>> {
         // The row is cached; its expiry is checked against `now` on every lookup, as the query
@@ -739,16 +796,24 @@ impl Store for CachedStore {
         Ok(found.filter(|t| t.expires_at > now))
     }
     async fn delete_login_token(&self, kind: TokenKind, hash: &[u8], event: &NewEvent) -> Result<bool> {
-        let r = self.inner.delete_login_token(kind, hash, event).await;
-        self.c.invalidate(&[Evict::Token(kind, hash)]);
-        r
+        let (inner, hash, event) = (self.inner.clone(), hash.to_vec(), event.clone());
+        let held = hash.clone();
+        self.write(
+            async move { inner.delete_login_token(kind, &hash, &event).await },
+            move |c, _| c.invalidate(&[Evict::Token(kind, &held)]),
+        )
+        .await
     }
 
     async fn insert_credential(&self, cred: &Credential, event: &NewEvent) -> Result<i64> {
-        let r = self.inner.insert_credential(cred, event).await;
-        // Whatever the outcome, the new row is the caller's: its digest and owner.
-        self.drop_credential(&cred.hash, cred.org_id, cred.owner_id);
-        r
+        let (inner, cred, event) = (self.inner.clone(), cred.clone(), event.clone());
+        let (hash, org, owner) = (cred.hash.clone(), cred.org_id, cred.owner_id);
+        self.write(
+            async move { inner.insert_credential(&cred, &event).await },
+            // Whatever the outcome, the new row is the caller's: its digest and owner.
+            move |c, _| c.drop_credential(&hash, org, owner),
+        )
+        .await
     }
     async fn get_credential(&self, org_id: Uuid, id: Uuid) -> Result<Option<Credential>> {
         self.inner.get_credential(org_id, id).await
@@ -773,14 +838,19 @@ impl Store for CachedStore {
         }
     }
     async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<Option<i64>> {
-        let r = self.inner.update_credential(cred, event).await;
-        // The digest, organization and owner never change (the update is by organization and
-        // id and writes none of them); drop by the ones the caller had (everything on error).
-        match &r {
-            Ok(_) => self.drop_credential(&cred.hash, cred.org_id, cred.owner_id),
-            Err(_) => self.c.invalidate(&[Evict::AllCredentials]),
-        }
-        r
+        let (inner, cred, event) = (self.inner.clone(), cred.clone(), event.clone());
+        let (hash, org, owner) = (cred.hash.clone(), cred.org_id, cred.owner_id);
+        self.write(
+            async move { inner.update_credential(&cred, &event).await },
+            // The digest, organization and owner never change (the update is by organization
+            // and id and writes none of them); drop by the ones the caller had (everything on
+            // error).
+            move |c, r| match r {
+                Ok(_) => c.drop_credential(&hash, org, owner),
+                Err(_) => c.invalidate(&[Evict::AllCredentials]),
+            },
+        )
+        .await
     }
     async fn revoke_credential(
         &self,
@@ -790,9 +860,12 @@ impl Store for CachedStore {
         by: &str,
         event: &NewEvent,
     ) -> Result<Option<(Credential, Option<i64>)>> {
-        let r = self.inner.revoke_credential(org_id, id, at, by, event).await;
-        self.drop_credential_of(&r, |v| v.as_ref().map(|(c, _)| (&c.hash[..], c.org_id, c.owner_id)));
-        r
+        let (inner, by, event) = (self.inner.clone(), by.to_string(), event.clone());
+        self.write(
+            async move { inner.revoke_credential(org_id, id, at, &by, &event).await },
+            |c, r| c.drop_credential_of(r, |v| v.as_ref().map(|(k, _)| (&k.hash[..], k.org_id, k.owner_id))),
+        )
+        .await
     }
     async fn consume_use(
         &self,
@@ -802,12 +875,19 @@ impl Store for CachedStore {
         event: &NewEvent,
         extra: &[NewEvent],
     ) -> Result<ConsumeOutcome> {
-        let r = self.inner.consume_use(org_id, id, now, event, extra).await;
-        self.drop_credential_of(&r, |o| match o {
-            ConsumeOutcome::Used(c, _) | ConsumeOutcome::Refused(Some(c)) => Some((&c.hash[..], c.org_id, c.owner_id)),
-            ConsumeOutcome::Refused(None) => None,
-        });
-        r
+        let (inner, event, extra) = (self.inner.clone(), event.clone(), extra.to_vec());
+        self.write(
+            async move { inner.consume_use(org_id, id, now, &event, &extra).await },
+            |c, r| {
+                c.drop_credential_of(r, |o| match o {
+                    ConsumeOutcome::Used(k, _) | ConsumeOutcome::Refused(Some(k)) => {
+                        Some((&k.hash[..], k.org_id, k.owner_id))
+                    }
+                    ConsumeOutcome::Refused(None) => None,
+                })
+            },
+        )
+        .await
     }
 
     async fn create_lock(&self, lock: &Lock, event: &NewEvent) -> Result<Lock> {
@@ -1228,6 +1308,61 @@ mod tests {
             .unwrap();
         assert_eq!(find(b"short").await.unwrap(), None);
         assert!(find(b"long").await.unwrap().is_some());
+    }
+
+    /// A request that times out or loses its connection drops the handler's future, perhaps
+    /// after its write reached the store: the write still commits, and its invalidation must
+    /// still run, or the revoked key keeps answering from the cache.
+    #[tokio::test]
+    async fn a_write_whose_caller_gave_up_still_invalidates() {
+        let (_dir, inner, store, _) = cached_sqlite().await;
+        let org = org_in(&store, Utc::now()).await;
+        let key = personal(org.id, Uuid::now_v7());
+        store.insert_credential(&key, &new_event(org.id, key.id)).await.unwrap();
+        for _ in 0..3 {
+            let held = store.find_credential_by_hash(&key.hash).await.unwrap().unwrap();
+            assert!(held.revoked_at.is_none());
+        }
+        // Polled once, then dropped, as a request timeout does.
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::ZERO,
+            store.revoke_credential(org.id, key.id, Utc::now(), "t", &new_event(org.id, key.id)),
+        )
+        .await;
+        assert!(
+            gave_up.is_err(),
+            "the write runs on a task of its own: the first poll only starts it"
+        );
+        let mut committed = false;
+        for _ in 0..1000 {
+            if inner
+                .get_credential(org.id, key.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+            {
+                committed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(committed, "the revoke never committed");
+        // The invalidation runs right after the commit, on the write's own task.
+        let mut seen = false;
+        for _ in 0..100 {
+            let found = store.find_credential_by_hash(&key.hash).await.unwrap().unwrap();
+            if found.revoked_at.is_some() {
+                seen = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            seen,
+            "the cache still answers the key unrevoked after the revoke committed"
+        );
     }
 
     #[tokio::test]
