@@ -48,6 +48,7 @@
 //! still invalidate synchronously (exact on the next request); another node's are seen after
 //! the propagation delay of a notification (README, "Credential cache").
 
+use super::digests::DigestFilter;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, SharedStore, Store};
 use crate::core::credential::{Credential, Kind};
 use crate::core::event::{Event, NewEvent};
@@ -244,16 +245,18 @@ enum Outcome {
     Hit,
     Miss,
     Bypass,
+    /// Not in the digest filter (store/digests.rs): unknown without a read.
+    Absent,
 }
 
 /// `keygate_cache_lookups_total`'s handles by (cache, outcome), made on first use (after the
 /// server installed its metrics recorder), so that a lookup does not look the series up again.
 #[derive(Default)]
-struct LookupCounters([[OnceLock<metrics::Counter>; 3]; 6]);
+struct LookupCounters([[OnceLock<metrics::Counter>; 4]; 6]);
 
 impl LookupCounters {
     const CACHES: [&'static str; 6] = ["credential", "api_key", "token", "user", "org", "list"];
-    const OUTCOMES: [&'static str; 3] = ["hit", "miss", "bypass"];
+    const OUTCOMES: [&'static str; 4] = ["hit", "miss", "bypass", "absent"];
 
     fn increment(&self, lookup: Lookup, outcome: Outcome) {
         let (c, o) = (lookup as usize, outcome as usize);
@@ -279,6 +282,11 @@ struct Caches {
     /// filters asked for, so that a write drops all of that owner's lists at once. Bounded in
     /// rows held (not entries).
     lists: Cache<(Uuid, Uuid), OwnerLists, ListRows>,
+    /// Every stored credential digest (store/digests.rs): a presented key outside it is unknown
+    /// without a read. Declared stale by every flush; rebuilt by `digest_builder`.
+    digests: DigestFilter,
+    /// Wakes `digest_builder`.
+    build_wake: tokio::sync::Notify,
     /// Fills hold it shared, invalidations exclusively (see `fill`).
     fill: RwLock<()>,
     generation: AtomicU64,
@@ -358,6 +366,8 @@ impl Caches {
             // Weighed in rows (and one per owner), so that the lists hold at most as many
             // credentials as the other caches hold entries.
             lists: Cache::with_weighter(n, entries, ListRows),
+            digests: DigestFilter::default(),
+            build_wake: tokio::sync::Notify::new(),
             fill: RwLock::new(()),
             generation: AtomicU64::new(0),
             probe,
@@ -434,6 +444,9 @@ impl Caches {
                 Evict::AllApiKeys => self.api_keys.clear(),
                 Evict::AllTokens => self.tokens.clear(),
                 Evict::Everything => {
+                    // Others may have stored keys the digest filter lacks.
+                    self.digests.stale();
+                    self.build_wake.notify_one();
                     self.credentials.clear();
                     self.api_keys.clear();
                     self.tokens.clear();
@@ -477,6 +490,64 @@ async fn reconciler(caches: Weak<Caches>) {
     }
 }
 
+/// Builds the digest filter whenever it needs one (at start, after every flush, once it has
+/// outgrown its size): one task per cache, ending when the cache is dropped.
+async fn digest_builder(caches: Weak<Caches>, inner: SharedStore) {
+    loop {
+        let Some(c) = caches.upgrade() else { return };
+        if !c.digests.needs_build() {
+            // The timeout lets the task notice that the cache is gone.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), c.build_wake.notified()).await;
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match build_digests(&c, &inner).await {
+            Ok(Some(bytes)) => tracing::debug!(
+                bytes,
+                elapsed_ms = started.elapsed().as_millis(),
+                "built the credential digest filter"
+            ),
+            // Went stale while it was built: build again.
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not build the credential digest filter; unknown keys read the database");
+                drop(c);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Digests per page of a build.
+const DIGEST_PAGE: u32 = 4096;
+
+/// One build of the digest filter (store/digests.rs): sized by a count, then every digest,
+/// page by page, each page read after the build began (which is all the filter's proof needs:
+/// every key committed before the build began is read, every later one is added by its write).
+async fn build_digests(c: &Caches, inner: &SharedStore) -> Result<Option<usize>> {
+    let expected = inner.count_credentials().await?;
+    let build = c.digests.begin(expected);
+    let mut after = Vec::new();
+    loop {
+        let page = match inner.credential_digests_after(&after, DIGEST_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                c.digests.abandon(build);
+                return Err(e);
+            }
+        };
+        for d in &page {
+            build.fill(d);
+        }
+        match page.last() {
+            Some(last) if page.len() == DIGEST_PAGE as usize => after.clone_from(last),
+            _ => break,
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(c.digests.finish(build))
+}
+
 /// A store with the credential cache in front (see the module's comment).
 #[derive(Debug)]
 pub struct CachedStore {
@@ -502,6 +573,11 @@ impl CachedStore {
         let c = Arc::new(Caches::new(entries, probe, feed.is_some()));
         if c.probe.is_some() {
             tokio::spawn(reconciler(Arc::downgrade(&c)));
+            // Only with a probe (SQLite): it sees another process's commit before the next
+            // request does. Behind a change feed (PostgreSQL) another node's new key would be
+            // refused here until its notification arrived, where a read finds it at once; so
+            // there the filter is never built, and answers "maybe" to everything.
+            tokio::spawn(digest_builder(Arc::downgrade(&c), inner.clone()));
         }
         if let Some(feed) = feed {
             metrics::gauge!("keygate_cache_listener_connected").set(0.0);
@@ -810,8 +886,13 @@ impl Store for CachedStore {
         let (hash, org, owner) = (cred.hash.clone(), cred.org_id, cred.owner_id);
         self.write(
             async move { inner.insert_credential(&cred, &event).await },
-            // Whatever the outcome, the new row is the caller's: its digest and owner.
-            move |c, _| c.drop_credential(&hash, org, owner),
+            // Whatever the outcome, the new row is the caller's: its digest and owner. The
+            // digest joins the filter after the commit (store/digests.rs), before the caller
+            // is answered.
+            move |c, _| {
+                c.digests.add(&hash);
+                c.drop_credential(&hash, org, owner);
+            },
         )
         .await
     }
@@ -819,6 +900,12 @@ impl Store for CachedStore {
         self.inner.get_credential(org_id, id).await
     }
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
+        // Trusted first: once the cache has accounted for another process's commit, the filter
+        // read after it is the one that commit made stale (or a build after it).
+        if self.c.trusted() && !self.c.digests.may_hold(hash) {
+            self.c.counters.increment(Lookup::Credential, Outcome::Absent);
+            return Ok(None);
+        }
         self.cached(
             Lookup::Credential,
             &self.c.credentials,
@@ -836,6 +923,12 @@ impl Store for CachedStore {
             Some(owner) => self.cached_list(org_id, owner, filter).await,
             None => self.inner.list_credentials(org_id, filter).await,
         }
+    }
+    async fn count_credentials(&self) -> Result<u64> {
+        self.inner.count_credentials().await
+    }
+    async fn credential_digests_after(&self, after: &[u8], limit: u32) -> Result<Vec<Vec<u8>>> {
+        self.inner.credential_digests_after(after, limit).await
     }
     async fn update_credential(&self, cred: &Credential, event: &NewEvent) -> Result<Option<i64>> {
         let (inner, cred, event) = (self.inner.clone(), cred.clone(), event.clone());
@@ -1310,6 +1403,17 @@ mod tests {
         assert!(find(b"long").await.unwrap().is_some());
     }
 
+    /// Wait until the digest filter is built (the builder runs on its own task).
+    async fn filter_built(store: &CachedStore) {
+        for _ in 0..1000 {
+            if store.c.digests.settled() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the digest filter was not built within 10 s");
+    }
+
     /// A request that times out or loses its connection drops the handler's future, perhaps
     /// after its write reached the store: the write still commits, and its invalidation must
     /// still run, or the revoked key keeps answering from the cache.
@@ -1363,6 +1467,91 @@ mod tests {
             seen,
             "the cache still answers the key unrevoked after the revoke committed"
         );
+    }
+
+    /// The digest filter answers an unknown key without reading the database, holds every key
+    /// written through the store at once, and is not used after a flush (another process's
+    /// commit) until it was built again.
+    #[tokio::test]
+    async fn the_digest_filter_answers_unknown_keys_and_holds_every_write() {
+        let (_dir, inner, store, _) = cached_sqlite().await;
+        let org = org_in(&store, Utc::now()).await;
+        // A key stored by another process: the reconciler flushes the cache for its commit.
+        let seeded = personal(org.id, Uuid::now_v7());
+        inner
+            .insert_credential(&seeded, &new_event(org.id, seeded.id))
+            .await
+            .unwrap();
+        store.c.invalidate(&[Evict::Everything]);
+        filter_built(&store).await;
+        // Built from the database: that key is found.
+        assert!(store.find_credential_by_hash(&seeded.hash).await.unwrap().is_some());
+        // A key written through the store is found on the next lookup.
+        let mine = personal(org.id, Uuid::now_v7());
+        store
+            .insert_credential(&mine, &new_event(org.id, mine.id))
+            .await
+            .unwrap();
+        assert!(store.find_credential_by_hash(&mine.hash).await.unwrap().is_some());
+        // A key written behind the decorator's back, never asked about: without the filter the
+        // lookup would read it from the database. The filter answers "unknown" without a read.
+        let hidden = personal(org.id, Uuid::now_v7());
+        inner
+            .insert_credential(&hidden, &new_event(org.id, hidden.id))
+            .await
+            .unwrap();
+        assert!(store.find_credential_by_hash(&hidden.hash).await.unwrap().is_none());
+        // A flush (what the reconciler does when another process committed): the filter is
+        // not used until rebuilt, so the key is found at once, and still after the rebuild.
+        store.c.invalidate(&[Evict::Everything]);
+        assert!(store.find_credential_by_hash(&hidden.hash).await.unwrap().is_some());
+        filter_built(&store).await;
+        assert!(store.find_credential_by_hash(&hidden.hash).await.unwrap().is_some());
+        assert!(store.find_credential_by_hash(&[9; 32]).await.unwrap().is_none());
+    }
+
+    /// Keys created while the filter is rebuilt again and again are each found by the lookup
+    /// right after their creation returned (the build's proof in store/digests.rs).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_created_during_builds_are_never_refused() {
+        let (_dir, inner, store, _) = cached_sqlite().await;
+        let store = Arc::new(store);
+        let org = org_in(&store, Utc::now()).await;
+        filter_built(&store).await;
+        let done = Arc::new(AtomicBool::new(false));
+        let builder = {
+            let (store, inner, done) = (store.clone(), inner.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut builds = 0;
+                while !done.load(Ordering::Acquire) {
+                    if build_digests(&store.c, &inner).await.unwrap().is_some() {
+                        builds += 1;
+                    }
+                }
+                builds
+            })
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..60 {
+                        let k = personal(org.id, Uuid::now_v7());
+                        store.insert_credential(&k, &new_event(org.id, k.id)).await.unwrap();
+                        assert!(
+                            store.find_credential_by_hash(&k.hash).await.unwrap().is_some(),
+                            "a key created during a build was refused"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        done.store(true, Ordering::Release);
+        let builds = builder.await.unwrap();
+        assert!(builds > 1, "the builds raced the writes ({builds} builds)");
     }
 
     #[tokio::test]

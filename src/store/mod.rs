@@ -13,11 +13,14 @@
 //! - [`Store::find_user_by_username`]: a password login (a Basic login carries no organization);
 //! - [`Store::find_user`]: a JWT's `sub` (a JWT carries no organization);
 //! - [`Store::find_credential`]: a share key's public guest link, by its UUID;
+//! - [`Store::count_credentials`], [`Store::credential_digests_after`]: the digest filter's
+//!   build (store/digests.rs), which reads every organization's digests and nothing else;
 //! - [`Store::find_lock`]: an entrance panel's `open-with-pin`, by the lock's id;
 //! - [`Store::get_org`], [`Store::get_org_by_name`], [`Store::list_orgs`]: organizations
 //!   themselves (the caller's own, or any for a system administrator and the CLI).
 
 pub mod cache;
+mod digests;
 pub mod foreign_postgres;
 pub mod foreign_sqlite;
 pub mod pg_notify;
@@ -121,6 +124,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Pre-tenancy: a credential by id in any organization (a share key's public guest link).
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>>;
     async fn list_credentials(&self, org_id: Uuid, filter: &CredentialFilter) -> Result<Vec<Credential>>;
+    /// Pre-tenancy: how many credentials are stored, in every organization (sizes the digest
+    /// filter, store/digests.rs).
+    async fn count_credentials(&self) -> Result<u64>;
+    /// Pre-tenancy: the stored credentials' digests greater than `after` (bytewise), in order,
+    /// at most `limit`: the pages the digest filter is built from. Digests only, never a row.
+    async fn credential_digests_after(&self, after: &[u8], limit: u32) -> Result<Vec<Vec<u8>>>;
     /// Replace the mutable policy of an unrevoked credential (name, scopes, not_before, expires_at,
     /// max_uses, allowed_users, subject, metadata, updated_at, updated_by), appending `event`.
     /// Returns the version of the appended event, or `None` (and writes nothing) when it does not

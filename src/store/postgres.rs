@@ -125,6 +125,9 @@ pub mod sql {
         cred_cols!(),
         " FROM credentials WHERE org_id = $1 AND id = $2"
     );
+    /// The digest filter's pages: `credentials_hash_key`, in order.
+    pub const CREDENTIAL_DIGESTS_AFTER: &str = "SELECT hash FROM credentials WHERE hash > $1 ORDER BY hash LIMIT $2";
+    pub const COUNT_CREDENTIALS: &str = "SELECT COUNT(*) FROM credentials";
     /// `api_keys_hash_key`.
     pub const FIND_API_KEY: &str = "SELECT * FROM api_keys WHERE hash = $1";
     /// `api_keys_org_created` (migration 0005): in order, no sort.
@@ -707,6 +710,19 @@ impl Store for PgStore {
             .as_ref()
             .map(|r| cred_from(r).map(Arc::new))
             .transpose()
+    }
+
+    async fn count_credentials(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_CREDENTIALS).fetch_one(&self.pool).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn credential_digests_after(&self, after: &[u8], limit: u32) -> Result<Vec<Vec<u8>>> {
+        Ok(sqlx::query_scalar(sql::CREDENTIAL_DIGESTS_AFTER)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {

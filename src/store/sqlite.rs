@@ -123,6 +123,10 @@ pub mod sql {
     pub const FIND_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE id = ?");
     /// The primary key (or `credentials_org`, whose prefix is the same single row).
     pub const GET_CREDENTIAL: &str = concat!("SELECT ", cred_cols!(), " FROM credentials WHERE org_id = ? AND id = ?");
+    /// The digest filter's pages: `credentials.hash` UNIQUE (`sqlite_autoindex_credentials_2`),
+    /// covering, in order.
+    pub const CREDENTIAL_DIGESTS_AFTER: &str = "SELECT hash FROM credentials WHERE hash > ? ORDER BY hash LIMIT ?";
+    pub const COUNT_CREDENTIALS: &str = "SELECT COUNT(*) FROM credentials";
     /// `api_keys.hash` UNIQUE (`sqlite_autoindex_api_keys_2`).
     pub const FIND_API_KEY: &str = "SELECT * FROM api_keys WHERE hash = ?";
     /// `api_keys_org_created` (migration 0005): in order, no sort.
@@ -419,6 +423,15 @@ macro_rules! from_cols {
     };
 }
 from_cols!(Organization => org_from, User => user_from, ApiKey => api_key_from, LoginToken => token_from, Credential => cred_from);
+
+/// One stored digest (the digest filter's pages).
+struct Digest(Vec<u8>);
+
+impl FromCols for Digest {
+    fn from_cols(row: &impl Cols) -> Result<Self> {
+        row.col_at(0).map(Digest)
+    }
+}
 
 pub(super) fn uuid_col(row: &impl Cols, col: &str) -> Result<Uuid> {
     let s: String = row.col(col)?;
@@ -890,6 +903,23 @@ impl Store for SqliteStore {
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
         let found: Option<Credential> = self.read_one(sql::FIND_CREDENTIAL_BY_HASH, &[Val::Blob(hash)]).await?;
         Ok(found.map(Arc::new))
+    }
+
+    async fn count_credentials(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_CREDENTIALS)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn credential_digests_after(&self, after: &[u8], limit: u32) -> Result<Vec<Vec<u8>>> {
+        let page: Vec<Digest> = self
+            .read_all(
+                sql::CREDENTIAL_DIGESTS_AFTER,
+                &[Val::Blob(after), Val::Int(i64::from(limit))],
+            )
+            .await?;
+        Ok(page.into_iter().map(|d| d.0).collect())
     }
 
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {

@@ -335,8 +335,6 @@ async fn a_personal_key_revoked_by_the_cli_is_gone_from_the_list_at_once() {
     assert_eq!(o.personal_names(&pk).await, ["laptop"]);
 }
 
-/// `keygate_cache_lookups_total{cache=<cache>,outcome="hit"}` in a Prometheus text page.
-
 #[tokio::test]
 async fn changes_made_by_the_cli_are_refused_on_the_next_request() {
     let o = Org::new().await;
@@ -407,4 +405,67 @@ async fn the_cli_revokes_only_a_key_of_the_organization_it_names() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(o.code(&secret).await, "VALID");
+}
+
+/// Unknown keys are answered by the digest filter without a database read (counted
+/// `outcome="absent"`), and a key created by another process on the same database file (here
+/// a second server) verifies on its very first request and every one after: the other
+/// process's commit drops the filter until it was built again.
+#[tokio::test]
+async fn unknown_keys_skip_the_database_and_another_process_keys_verify_at_once() {
+    const SECRET: &str = "a-shared-server-secret-of-at-least-32-bytes";
+    let a = Server::start_with(Options::default().env("KEYGATE_SECRET", SECRET)).await;
+    let db = format!("sqlite://{}/keygate.db", a.dir.path().display());
+    let b = Server::start_with(
+        Options::default()
+            .env("KEYGATE_SECRET", SECRET)
+            .env("KEYGATE_DATABASE_URL", &db),
+    )
+    .await;
+    let (_, api_key) = a.create_org("acme").await;
+    let verify = |s: &Server, secret: &str| {
+        s.req(Method::POST, "/v1/keys/verify")
+            .header("X-API-Key", &api_key)
+            .json(&json!({"key": secret}))
+    };
+    let code = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        json(r).await["code"].as_str().unwrap().to_string()
+    };
+
+    // Unknown keys: NOT_FOUND, and (once the filter is built, in the background at start)
+    // without a read.
+    let mut absent = 0;
+    for i in 0..200 {
+        let r = verify(&a, &format!("kg_unknown{i}.AAAA")).send().await.unwrap();
+        assert_eq!(code(r).await, "NOT_FOUND");
+        if i % 20 == 19 {
+            absent = cache_lookups(&a.metrics().await, "credential", "absent");
+            if absent > 0 {
+                break;
+            }
+        }
+    }
+    assert!(absent > 0, "no unknown key was answered by the digest filter");
+
+    // Keys created through the other server: each verifies here on its first request.
+    for i in 0..5 {
+        let r = b
+            .req(Method::POST, "/v1/keys")
+            .header("X-API-Key", &api_key)
+            .json(&json!({"name": format!("made elsewhere {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let secret = json(r).await["key"].as_str().unwrap().to_string();
+        // The first request sees the other process's commit and reads the database; the later
+        // ones run after the cache caught up with it (and dropped its filter until rebuilt).
+        for _ in 0..WARM {
+            assert_eq!(code(verify(&a, &secret).send().await.unwrap()).await, "VALID");
+        }
+        // And unknown keys are still NOT_FOUND in between.
+        let r = verify(&a, &format!("kg_unknown{i}.BBBB")).send().await.unwrap();
+        assert_eq!(code(r).await, "NOT_FOUND");
+    }
 }

@@ -51,6 +51,7 @@ struct Target {
 #[derive(Clone, Copy)]
 enum Params {
     CredHash,
+    DigestPage,
     CredId,
     OrgCred,
     OrgCredNow,
@@ -70,6 +71,7 @@ fn params(p: Params, t: &Target) -> Vec<P> {
     let org = P::Uuid(t.org);
     match p {
         Params::CredHash => vec![P::Bytes(t.cred_hash.clone())],
+        Params::DigestPage => vec![P::Bytes(t.cred_hash.clone()), P::I64(4096)],
         Params::CredId => vec![P::Uuid(t.cred)],
         Params::OrgCred => vec![org, P::Uuid(t.cred)],
         Params::OrgCredNow => vec![org, P::Uuid(t.cred), P::I64(t.now)],
@@ -109,6 +111,15 @@ const HOT: &[Hot] = &[
         sqlite_uses: &[("credentials", &["sqlite_autoindex_credentials_2"])],
         pg_uses: &[("credentials", &["credentials_hash_key"])],
         no_sort: false,
+    },
+    Hot {
+        name: "CREDENTIAL_DIGESTS_AFTER",
+        sqlite: lite::CREDENTIAL_DIGESTS_AFTER,
+        postgres: pgsql::CREDENTIAL_DIGESTS_AFTER,
+        params: Params::DigestPage,
+        sqlite_uses: &[("credentials", &["sqlite_autoindex_credentials_2"])],
+        pg_uses: &[("credentials", &["credentials_hash_key"])],
+        no_sort: true,
     },
     Hot {
         name: "FIND_CREDENTIAL",
