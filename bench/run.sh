@@ -32,7 +32,8 @@
 #                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
 # Each verify size runs in a keygate process started afresh after its keys were seeded, so a row's
-# peak RSS is its own, not what earlier rows left behind.
+# peak RSS is its own, not what earlier rows left behind. Each row also prints keygate's CPU time
+# per request (user and system, from /proc): on a shared machine, steadier than req/s.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
 # BENCH_POSTGRES=1 also psql.
 set -euo pipefail
@@ -178,6 +179,10 @@ $H check "$KG" "$SETUP" tedee
 $H check "$KG" "$SETUP" superoffice
 
 HWM_RESET=1
+TICKS=$(getconf CLK_TCK)
+# keygate's user and system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15;
+# the name in field 2 has no spaces).
+cpu_ticks() { awk '{print $14, $15}' "/proc/$PID/stat"; }
 # wrk for DURATION seconds: RAW/NAME.txt, failing on any answer that is not 2xx.
 drive() {
     local name="$1"
@@ -206,7 +211,10 @@ row() {
             -- sleep "$DURATION" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks)
     drive "$id.main" "$@"
+    read -r u1 s1 < <(cpu_ticks)
     if [[ -n "$perf_pid" ]]; then
         wait "$perf_pid" || true
         # Inclusive and self shares per function (-g none: no call chains printed).
@@ -219,6 +227,16 @@ row() {
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
     echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB" >&2
+    # keygate's own CPU time over the row (user + system, from /proc): a figure that another
+    # process's load on a shared machine disturbs far less than req/s.
+    local reqs
+    reqs=$(awk '/requests in/ {print $1; exit}' "$RAW/$id.main.txt")
+    if [[ "${reqs:-0}" -gt 0 ]]; then
+        awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$TICKS" -v n="$reqs" 'BEGIN {
+            f = 1000000 / t / n
+            printf "   keygate CPU per request: %.1f us (user %.1f, system %.1f)\n", (u + s) * f, u * f, s * f
+        }' >&2
+    fi
     $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
 }
 
