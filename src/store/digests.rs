@@ -13,12 +13,13 @@
 //! A key is refused here only if its digest is in no filter bit set, so the filter must hold
 //! every digest a caller could present:
 //! - Built from the database: [`DigestFilter::begin`] installs an empty filter as `building`,
-//!   then the builder reads every digest in one statement (one snapshot) into it, then
-//!   [`DigestFilter::finish`] makes it the live one, unless it was declared stale meanwhile.
+//!   then the builder reads every stored digest into it, in pages each read after `begin` (so
+//!   each sees every commit made before it), then [`DigestFilter::finish`] makes it the live
+//!   one, unless it was declared stale meanwhile.
 //! - This process's inserts: [`DigestFilter::add`] after the insert committed (on the task
 //!   that runs the write to its end, store/cache.rs), into the live filter and the one being
-//!   built. An insert that committed before a build's snapshot is in what the build read;
-//!   one that committed after it is added after the build began, so into `building`. Until its
+//!   built. An insert that committed before a build began is in what the build read; one
+//!   that committed after has its `add` after the build began, so into `building`. Until its
 //!   `add`, the key's creator has not been answered: nobody can present it yet.
 //! - Other processes: the cache sees another process's commit (its change probe) before the
 //!   next request uses the filter, and drops everything, which declares the filter stale
@@ -70,9 +71,9 @@ impl Bits {
 
     /// The block and the seven bit positions (0..512) of `digest`'s probes.
     fn probes(&self, digest: &[u8]) -> (usize, [u16; PROBES as usize]) {
-        // A keyed-once SipHash: the positions need not be stable across processes, and a
-        // digest is not chosen by the caller (an HMAC of what it presents), so any good mix
-        // will do. A fixed key keeps filters of one process comparable.
+        // SipHash with std's fixed keys: the positions need not be stable across processes or
+        // versions, and a digest is not chosen by the caller (an HMAC of what it presents), so
+        // any good mix will do.
         let mut h =
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
         h.write(digest);
@@ -177,8 +178,8 @@ impl DigestFilter {
                 .is_none_or(|b| b.added.load(Ordering::Relaxed) > b.capacity.saturating_mul(2))
     }
 
-    /// Start a build sized for `expected` keys: from now on `add` fills it too. The caller then reads every stored digest into it (one snapshot,
-    /// begun after this call) and calls `finish`.
+    /// Start a build sized for `expected` keys: from now on `add` fills it too. The caller then
+    /// reads every stored digest into it (each read begun after this call) and calls `finish`.
     pub(crate) fn begin(&self, expected: u64) -> Build {
         let bits = Arc::new(Bits::for_keys(expected));
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
