@@ -599,7 +599,23 @@ impl CachedStore {
         K: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        let trusted = self.c.trusted();
+        self.cached_as(self.c.trusted(), lookup, cache, key, load).await
+    }
+
+    /// [`Self::cached`] with the caller's own reading of [`Caches::trusted`] (taken once for
+    /// a lookup that also consults the digest filter).
+    async fn cached_as<K, V>(
+        &self,
+        trusted: bool,
+        lookup: Lookup,
+        cache: &Cache<K, V>,
+        key: K,
+        load: impl std::future::Future<Output = Result<V>>,
+    ) -> Result<V>
+    where
+        K: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         if trusted {
             if let Some(v) = cache.get(&key) {
                 self.c.counters.increment(lookup, Outcome::Hit);
@@ -902,11 +918,13 @@ impl Store for CachedStore {
     async fn find_credential_by_hash(&self, hash: &[u8]) -> Result<Option<Arc<Credential>>> {
         // Trusted first: once the cache has accounted for another process's commit, the filter
         // read after it is the one that commit made stale (or a build after it).
-        if self.c.trusted() && !self.c.digests.may_hold(hash) {
+        let trusted = self.c.trusted();
+        if trusted && !self.c.digests.may_hold(hash) {
             self.c.counters.increment(Lookup::Credential, Outcome::Absent);
             return Ok(None);
         }
-        self.cached(
+        self.cached_as(
+            trusted,
             Lookup::Credential,
             &self.c.credentials,
             hash.to_vec(),
