@@ -6,6 +6,10 @@
 //! at once, never queued. HTTP/1.1 only: a connection that never sends a byte cannot wait out the
 //! protocol detection that HTTP/2 would need. On shutdown, idle connections close at once and
 //! busy ones after their request.
+//!
+//! A connection the server closes is closed lingering ([`Lingering`]): the client may still be
+//! sending a body nobody will read (an answer such as 413 comes before it), and closing a socket
+//! with unread bytes resets the connection, which costs the client the answer already sent.
 
 use crate::core::net::{Cidr, address_key, in_any};
 use axum::extract::ConnectInfo;
@@ -13,12 +17,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use std::time::Instant;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 /// What the loop enforces.
@@ -137,7 +144,7 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(Lingering::new(stream)), service);
             tokio::pin!(conn);
             let mut dog = Watchdog::default();
             let result = tokio::select! {
@@ -159,6 +166,95 @@ pub async fn serve(
             return Ok(());
         }
         ended.await;
+    }
+}
+
+/// How long a closing connection waits for more of what its client sends before it closes
+/// anyway, and how long it lingers at most (Apache's lingering close: 2 s and 30 s; a shorter
+/// whole here, as a lingering connection keeps its slot and shutdown waits for it).
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+const LINGER_MAX: Duration = Duration::from_secs(10);
+
+/// A connection's socket, closed lingering (RFC 9112, section 9.6): when hyper shuts the
+/// connection down (its answer written, keep-alive over), the write half is shut first, so the
+/// client reads the answer and an end of stream, and what the client still sends is read and
+/// dropped until it closes its side, pauses [`LINGER_IDLE`], or [`LINGER_MAX`] has passed. Only
+/// then is the socket closed, with nothing unread in it: no reset overtakes the answer. A
+/// connection that ends in an error (a header-read timeout, a reset) is closed at once.
+struct Lingering {
+    stream: TcpStream,
+    linger: Option<Linger>,
+}
+
+struct Linger {
+    idle: Pin<Box<tokio::time::Sleep>>,
+    until: tokio::time::Instant,
+}
+
+impl Lingering {
+    fn new(stream: TcpStream) -> Self {
+        Self { stream, linger: None }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let linger = match &mut this.linger {
+            Some(l) => l,
+            None => {
+                ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                let now = tokio::time::Instant::now();
+                this.linger.insert(Linger {
+                    idle: Box::pin(tokio::time::sleep_until(now + LINGER_IDLE)),
+                    until: now + LINGER_MAX,
+                })
+            }
+        };
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                // The client closed its side (or the socket failed): nothing is left unread.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= linger.until {
+                        return Poll::Ready(Ok(()));
+                    }
+                    linger.idle.as_mut().reset((now + LINGER_IDLE).min(linger.until));
+                }
+                Poll::Pending => break,
+            }
+        }
+        std::future::Future::poll(linger.idle.as_mut(), cx).map(Ok)
     }
 }
 

@@ -510,3 +510,82 @@ async fn a_stalled_request_answers_408_and_is_counted() {
     assert!(s.logs().contains("request timed out"));
     assert_eq!(s.req(Method::GET, "/healthz").send().await.unwrap().status(), 200);
 }
+
+/// A client that writes all of an oversized body before it reads (as most do) gets the 413 the
+/// server sent from the headers alone, not a reset: the server reads and drops the rest of the
+/// body before it closes (a lingering close), and the answer is there once the body is sent.
+#[tokio::test]
+async fn an_oversized_body_sent_to_its_end_still_gets_its_answer() {
+    use base64::Engine;
+    let s = Server::start().await;
+    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", s.admin_password));
+    let (chunk, chunks) = (64 * 1024, 256);
+    let len = chunk * chunks;
+    for round in 0..3 {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /v1/keys HTTP/1.1\r\nHost: keygate\r\nAuthorization: Basic {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        // Let the server answer from the length and stop reading before the body comes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // In pieces, as a client streams it: a reset would have arrived after the first ones.
+        for _ in 0..chunks {
+            sock.write_all(&vec![b' '; chunk])
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: the body could not be sent: {e}"));
+            tokio::task::yield_now().await;
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), sock.read_to_end(&mut answer))
+            .await
+            .expect("the server closes")
+            .unwrap_or_else(|e| panic!("round {round}: no answer, {e}"));
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "round {round}: {answer}");
+        assert!(answer.contains("payload_too_large"), "round {round}: {answer}");
+    }
+}
+
+/// The lingering close is bounded: a client that got its answer and the end of the stream but
+/// neither sends more nor closes its side keeps its connection's place only for a short pause
+/// (2 s), then the server closes and the place serves someone else.
+#[tokio::test]
+async fn a_silent_client_does_not_keep_a_lingering_connection() {
+    let s = Server::start_with(Options::default().env("KEYGATE_MAX_CONNECTIONS", "1")).await;
+    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    silent
+        .write_all(
+            b"POST /v1/keys HTTP/1.1\r\nHost: keygate\r\nContent-Type: application/json\r\n\
+              Content-Length: 4194304\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), silent.read_to_end(&mut answer))
+        .await
+        .expect("answered and the write side shut")
+        .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // `silent` stays open and says nothing. The one place is free again within seconds.
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(r) = s.req(Method::GET, "/healthz").send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the lingering connection kept the only place"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(silent);
+}
