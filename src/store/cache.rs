@@ -690,7 +690,9 @@ impl CachedStore {
     /// waiting. A handler's future is dropped when its request times out or its connection
     /// closes, but a write it started may still commit (SQLite's writer thread, PostgreSQL's
     /// server): an invalidation skipped after that commit would leave, say, a revoked key
-    /// answering from the cache. So both run on a task of their own, which the caller awaits.
+    /// answering from the cache. So the two run as one future that, dropped before it is done,
+    /// goes on on a task of its own ([`ToTheEnd`]). A write that panics answers an internal
+    /// error and drops everything cached (what it changed is unknown).
     async fn write<T, W, A>(&self, write: W, after: A) -> Result<T>
     where
         T: Send + 'static,
@@ -698,17 +700,79 @@ impl CachedStore {
         A: FnOnce(&Caches, &Result<T>) + Send + 'static,
     {
         let c = self.c.clone();
-        let task = tokio::spawn(async move {
-            let r = write.await;
-            after(&c, &r);
-            r
-        });
-        match task.await {
-            Ok(r) => r,
-            Err(e) => {
-                // The write panicked (or the runtime is going away): what it changed is unknown.
-                self.c.invalidate(&[Evict::Everything]);
-                Err(Error::internal(format!("a store write did not finish: {e}")))
+        ToTheEnd::new(async move {
+            let mut write = std::pin::pin!(write);
+            let outcome = std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write.as_mut().poll(cx))) {
+                    Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+                    Ok(std::task::Poll::Ready(r)) => std::task::Poll::Ready(Some(r)),
+                    Err(_) => std::task::Poll::Ready(None),
+                }
+            })
+            .await;
+            match outcome {
+                Some(r) => {
+                    after(&c, &r);
+                    r
+                }
+                None => {
+                    c.invalidate(&[Evict::Everything]);
+                    Err(Error::internal("a store write panicked"))
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// A future that runs to its end even when its caller stops waiting: dropped before it is
+/// done, it goes on on a task of its own. Awaited to the end (the usual case), it runs in its
+/// caller's task and spawns nothing: with a task spawned for every write, the create row's
+/// slowest requests took 100-500 ms in half the runs (BENCHMARKS.md, issue 16's eighth part).
+struct ToTheEnd<F: std::future::Future + Send + 'static>
+where
+    F::Output: Send + 'static,
+{
+    fut: Option<std::pin::Pin<Box<F>>>,
+}
+
+impl<F: std::future::Future + Send + 'static> ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn new(fut: F) -> Self {
+        Self {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+impl<F: std::future::Future + Send + 'static> std::future::Future for ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            // Polled again after it was done: nothing more will come.
+            return std::task::Poll::Pending;
+        };
+        let out = std::task::ready!(fut.as_mut().poll(cx));
+        self.fut = None;
+        std::task::Poll::Ready(out)
+    }
+}
+
+impl<F: std::future::Future + Send + 'static> Drop for ToTheEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            // Outside a runtime (it is going away), nothing can run it any more.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(fut);
             }
         }
     }
@@ -1451,7 +1515,7 @@ mod tests {
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(revoke.as_mut().poll(cx))).await;
         assert!(
             first.is_pending(),
-            "the write runs on a task of its own: the first poll only starts it"
+            "the write waits for the writer thread: the first poll only starts it"
         );
         drop(revoke);
         let mut committed = false;
@@ -1470,7 +1534,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert!(committed, "the revoke never committed");
-        // The invalidation runs right after the commit, on the write's own task.
+        // The invalidation runs right after the commit, in the write handed to a task at the drop.
         let mut seen = false;
         for _ in 0..100 {
             let found = store.find_credential_by_hash(&key.hash).await.unwrap().unwrap();
@@ -1484,6 +1548,29 @@ mod tests {
             seen,
             "the cache still answers the key unrevoked after the revoke committed"
         );
+    }
+
+    /// A write that panics (a bug in a store) answers an internal error to its caller, whose
+    /// task goes on, and drops everything cached: what the write changed is unknown.
+    #[tokio::test]
+    async fn a_write_that_panics_answers_an_error_and_drops_the_cache() {
+        let (_dir, _inner, store, _) = cached_sqlite().await;
+        let org = org_in(&store, Utc::now()).await;
+        let key = personal(org.id, Uuid::now_v7());
+        store.insert_credential(&key, &new_event(org.id, key.id)).await.unwrap();
+        store.find_credential_by_hash(&key.hash).await.unwrap().unwrap();
+        assert!(!store.c.credentials.is_empty(), "the key is cached");
+        let r: Result<()> = store
+            .write(
+                async {
+                    tokio::task::yield_now().await;
+                    panic!("a bug in a store write")
+                },
+                |_, _| {},
+            )
+            .await;
+        assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+        assert_eq!(store.c.credentials.len(), 0, "the cache was dropped");
     }
 
     /// The digest filter answers an unknown key without reading the database, holds every key

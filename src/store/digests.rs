@@ -16,8 +16,9 @@
 //!   then the builder reads every stored digest into it, in pages each read after `begin` (so
 //!   each sees every commit made before it), then [`DigestFilter::finish`] makes it the live
 //!   one, unless it was declared stale meanwhile.
-//! - This process's inserts: [`DigestFilter::add`] after the insert committed (on the task
-//!   that runs the write to its end, store/cache.rs), into the live filter and the one being
+//! - This process's inserts: [`DigestFilter::add`] after the insert committed (in the write's
+//!   future, which runs to its end even if its caller stops waiting: store/cache.rs), into the
+//!   live filter and the one being
 //!   built. An insert that committed before a build began is in what the build read; one
 //!   that committed after has its `add` after the build began, so into `building`. Until its
 //!   `add`, the key's creator has not been answered: nobody can present it yet.
