@@ -728,7 +728,8 @@ impl CachedStore {
 /// A future that runs to its end even when its caller stops waiting: dropped before it is
 /// done, it goes on on a task of its own. Awaited to the end (the usual case), it runs in its
 /// caller's task and spawns nothing: with a task spawned for every write, the create row's
-/// slowest requests took 100-500 ms in half the runs (BENCHMARKS.md, issue 16's eighth part).
+/// slowest request took over 100 ms in half the runs, against a fifth to a quarter without
+/// (BENCHMARKS.md, issue 16's eighth part).
 struct ToTheEnd<F: std::future::Future + Send + 'static>
 where
     F::Output: Send + 'static,
