@@ -18,10 +18,10 @@
 //!   one, unless it was declared stale meanwhile.
 //! - This process's inserts: [`DigestFilter::add`] after the insert committed (in the write's
 //!   future, which runs to its end even if its caller stops waiting: store/cache.rs), into the
-//!   live filter and the one being
-//!   built. An insert that committed before a build began is in what the build read; one
-//!   that committed after has its `add` after the build began, so into `building`. Until its
-//!   `add`, the key's creator has not been answered: nobody can present it yet.
+//!   live filter and the one being built. An insert that committed before a build began is in
+//!   what the build read; one that committed after has its `add` after the build began, so
+//!   into `building`. Until its `add`, the key's creator has not been answered: nobody can
+//!   present it yet.
 //! - Other processes: the cache sees another process's commit (its change probe) before the
 //!   next request uses the filter, and drops everything, which declares the filter stale
 //!   ([`DigestFilter::stale`]): lookups read the database until a new build finishes. (Behind
