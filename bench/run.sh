@@ -32,8 +32,9 @@
 #                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
 # Each verify size runs in a keygate process started afresh after its keys were seeded, so a row's
-# peak RSS is its own, not what earlier rows left behind. Each row also prints keygate's CPU time
-# per request (user and system, from /proc): on a shared machine, steadier than req/s.
+# peak RSS is its own, not what earlier rows left behind. Each row and each ceiling also prints the
+# serving process's CPU time per request (user and system, from /proc): on a shared machine,
+# steadier than req/s.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
 # BENCH_POSTGRES=1 also psql.
 set -euo pipefail
@@ -182,7 +183,25 @@ HWM_RESET=1
 TICKS=$(getconf CLK_TCK)
 # keygate's user and system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15;
 # the name in field 2 has no spaces).
-cpu_ticks() { awk '{print $14, $15}' "/proc/$PID/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/${1:-$PID}/stat"; }
+# per_request NAME U0 S0 U1 S1 REQS: a process's CPU time per request over a run, on stderr.
+per_request() {
+    [[ "${6:-0}" -gt 0 ]] || return 0
+    awk -v name="$1" -v u=$(($4 - $2)) -v s=$(($5 - $3)) -v t="$TICKS" -v n="$6" 'BEGIN {
+        f = 1000000 / t / n
+        printf "   %s CPU per request: %.1f us (user %.1f, system %.1f)\n", name, (u + s) * f, u * f, s * f
+    }' >&2
+}
+requests() { awk '/requests in/ {print $1; exit}' "$RAW/$1.txt"; }
+# ceiling ID SUFFIX PID LABEL URL: one ceiling run, with the serving process's CPU per request.
+ceiling() {
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks "$3")
+    drive "$1.$2" -s bench/post.lua "$5" -- "$CEIL_BODY"
+    read -r u1 s1 < <(cpu_ticks "$3")
+    $H show "$RAW/$1.$2.txt" "$4" >&2
+    per_request "$4" "$u0" "$s0" "$u1" "$s1" "$(requests "$1.$2")"
+}
 # wrk for DURATION seconds: RAW/NAME.txt, failing on any answer that is not 2xx.
 drive() {
     local name="$1"
@@ -197,12 +216,9 @@ row() {
     local id="$1" kind="$2" size="$3" title="$4"
     shift 4
     echo "== $title" >&2
-    drive "$id.ceil_a" -s bench/post.lua "$CEILING" -- "$CEIL_BODY"
-    $H show "$RAW/$id.ceil_a.txt" "(a) ceiling, own process" >&2
-    drive "$id.ceil_b" -s bench/post.lua "$KG/_bench/bare" -- "$CEIL_BODY"
-    $H show "$RAW/$id.ceil_b.txt" "(b) in keygate, bare" >&2
-    drive "$id.ceil_c" -s bench/post.lua "$KG/_bench/middleware" -- "$CEIL_BODY"
-    $H show "$RAW/$id.ceil_c.txt" "(c) in keygate, middleware" >&2
+    ceiling "$id" ceil_a "$CPID" "(a) ceiling, own process" "$CEILING"
+    ceiling "$id" ceil_b "$PID" "(b) in keygate, bare" "$KG/_bench/bare"
+    ceiling "$id" ceil_c "$PID" "(c) in keygate, middleware" "$KG/_bench/middleware"
     # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
     echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
     local perf_pid=
@@ -229,14 +245,7 @@ row() {
     echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB" >&2
     # keygate's own CPU time over the row (user + system, from /proc): a figure that another
     # process's load on a shared machine disturbs far less than req/s.
-    local reqs
-    reqs=$(awk '/requests in/ {print $1; exit}' "$RAW/$id.main.txt")
-    if [[ "${reqs:-0}" -gt 0 ]]; then
-        awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$TICKS" -v n="$reqs" 'BEGIN {
-            f = 1000000 / t / n
-            printf "   keygate CPU per request: %.1f us (user %.1f, system %.1f)\n", (u + s) * f, u * f, s * f
-        }' >&2
-    fi
+    per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")"
     $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
 }
 
