@@ -209,7 +209,7 @@ impl SqliteStore {
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
         let writes = Writes::new(writer.clone(), group_commit);
-        let reads = Reads::open(opts.get_filename())?.map(std::sync::Arc::new);
+        let reads = Reads::open(opts.get_filename())?;
         Ok(Self {
             writer,
             reader,

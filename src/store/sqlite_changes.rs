@@ -21,7 +21,8 @@
 //! which began and ended a read transaction (WAL read-mark locks, `fcntl`) and was 13% of a
 //! cached verify's CPU. When the database is not in WAL mode, or the index cannot be mapped or
 //! does not look like SQLite's (version 3007000, initialised), the probe falls back to that
-//! pragma.
+//! pragma. The hot reads (`sqlite_reads.rs`) load the same counter to know when the read
+//! transaction a connection holds has gone stale.
 
 use super::cache::ChangeProbe;
 use crate::error::{Error, Result};
@@ -97,7 +98,7 @@ impl ChangeProbe for SqliteChanges {
 
 /// The `iChange` field of the WAL index's header, in SQLite's own mapping of the index.
 #[derive(Debug)]
-struct WalChangeCounter(NonNull<AtomicU32>);
+pub(crate) struct WalChangeCounter(NonNull<AtomicU32>);
 
 // SAFETY: the pointer is only ever read through an atomic load, from any thread; the memory it
 // points to stays mapped while the connection it came from is open (see `WalChangeCounter::map`).
@@ -118,7 +119,7 @@ impl WalChangeCounter {
     /// mode or its index is not mapped memory shaped as documented. The caller must keep `conn`
     /// open (and in WAL mode, which no connection can leave while another has the file open)
     /// for as long as it uses the answer.
-    fn map(conn: &Connection) -> Option<Self> {
+    pub(crate) fn map(conn: &Connection) -> Option<Self> {
         // A read opens the WAL index for this connection (in WAL mode); asking the mode first
         // keeps `xShmMap` from creating an index for a database in another mode.
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
@@ -167,7 +168,7 @@ impl WalChangeCounter {
         (version == WAL_INDEX_VERSION && is_init == 1).then_some(WalChangeCounter(counter))
     }
 
-    fn load(&self) -> u32 {
+    pub(crate) fn load(&self) -> u32 {
         // SAFETY: see `map` and the `Send`/`Sync` impls: mapped while the owner's connection is
         // open, aligned, and only read atomically here (the committing process writes it).
         unsafe { self.0.as_ref() }.load(Ordering::Acquire)
