@@ -12,12 +12,12 @@
 //! A statement outside a transaction begins and ends a read transaction of its own: SQLite takes
 //! a WAL read-mark lock (`fcntl`), checks the file's size (`fstat`) and, when the read ends,
 //! gives both back; with keys that do not fit the credential cache, a tenth of a verify's CPU
-//! or more (BENCHMARKS.md, issue 16's ninth part). So each connection here keeps its read transaction open from one read to the
-//! next for as long as nothing has committed: before every read it loads the WAL index's change
-//! counter (`sqlite_changes.rs`; every commit of any connection in any process moves it before
-//! the commit returns) and ends the transaction and begins a new one when the counter moved
-//! since the transaction began, so a read never answers from a snapshot older than the last
-//! commit that returned. (The counter is loaded before `BEGIN`, and a deferred `BEGIN` takes its
+//! or more (BENCHMARKS.md, issue 16's ninth part). So each connection here keeps its read
+//! transaction open from one read to the next for as long as nothing has committed: before
+//! every read it loads the WAL index's change counter (`sqlite_changes.rs`; every commit of any
+//! connection in any process moves it before the commit returns) and ends the transaction and
+//! begins a new one when the counter moved since the transaction began, so a read never answers
+//! from a snapshot older than the last commit that returned. (The counter is loaded before `BEGIN`, and a deferred `BEGIN` takes its
 //! snapshot at the first read after it: the snapshot is never older than the value kept.)
 //! An open read transaction keeps a checkpoint from resetting the WAL, so none is held longer
 //! than [`HOLD`]: a read ends one that old, and a sweeper thread ends those of idle connections.
