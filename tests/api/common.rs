@@ -124,6 +124,13 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// The address the server listens on, for tests that speak raw TCP to it.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let addr = self.base.trim_start_matches("http://");
+        addr.parse()
+            .unwrap_or_else(|e| panic!("the server's address {addr}: {e}"))
+    }
+
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, self.url(path))
     }

@@ -201,7 +201,7 @@ async fn half_header_sockets_are_capped_and_timed_out() {
             .env("KEYGATE_MAX_CONNECTIONS_PER_ADDRESS", "3"),
     )
     .await;
-    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let addr = s.addr();
     let mut one = vec![];
     for _ in 0..5 {
         one.push(half_header(addr, "127.0.0.1").await);
@@ -378,7 +378,7 @@ async fn database_files_are_private_and_metrics_are_guarded() {
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed_after_the_timeout() {
     let s = Server::start_with(Options::default().env("KEYGATE_HEADER_READ_TIMEOUT_SECS", "2")).await;
-    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let addr = s.addr();
     let mut sock = TcpStream::connect(addr).await.unwrap();
     sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: keygate\r\n\r\n")
         .await
@@ -469,7 +469,7 @@ async fn response_head(s: &mut TcpStream) -> String {
 async fn a_stalled_request_answers_408_and_is_counted() {
     let s = Server::start_with(Options::default().env("KEYGATE_REQUEST_TIMEOUT_SECS", "1")).await;
     let (_, api_key) = s.create_org("acme").await;
-    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let addr = s.addr();
     let mut c = TcpStream::connect(addr).await.unwrap();
     let body = r#"{"key":"kg_nothing.secret"}"#;
     let request = |len: usize| {
@@ -518,7 +518,7 @@ async fn a_stalled_request_answers_408_and_is_counted() {
 async fn an_oversized_body_sent_to_its_end_still_gets_its_answer() {
     use base64::Engine;
     let s = Server::start().await;
-    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let addr = s.addr();
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", s.admin_password));
     let (chunk, chunks) = (64 * 1024, 256);
     let len = chunk * chunks;
@@ -555,7 +555,7 @@ async fn an_oversized_body_sent_to_its_end_still_gets_its_answer() {
 #[tokio::test]
 async fn a_silent_client_does_not_keep_a_lingering_connection() {
     let s = Server::start_with(Options::default().env("KEYGATE_MAX_CONNECTIONS", "1")).await;
-    let addr: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let addr = s.addr();
     let mut silent = TcpStream::connect(addr).await.unwrap();
     silent
         .write_all(
