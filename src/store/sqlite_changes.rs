@@ -176,11 +176,12 @@ impl WalChangeCounter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A database file in WAL mode with one table, and its path.
-    fn wal_file(dir: &Path) -> (Connection, std::path::PathBuf) {
+    /// A database file in WAL mode with one table `t (x INTEGER)`, and its path (also used by
+    /// `sqlite_reads.rs`'s tests).
+    pub(crate) fn wal_file(dir: &Path) -> (Connection, std::path::PathBuf) {
         let path = dir.join("probe.db");
         let conn = Connection::open(&path).expect("open");
         conn.pragma_update(None, "journal_mode", "wal").expect("wal");

@@ -200,10 +200,7 @@ mod tests {
 
     /// A database file in WAL mode with one table, its writing connection, and the reads on it.
     fn setup(dir: &Path) -> (Connection, Arc<Reads>) {
-        let path = dir.join("reads.db");
-        let writer = Connection::open(&path).expect("open");
-        writer.pragma_update(None, "journal_mode", "wal").expect("wal");
-        writer.execute_batch("CREATE TABLE t (x INTEGER)").expect("create");
+        let (writer, path) = crate::store::sqlite_changes::tests::wal_file(dir);
         let reads = Reads::open(&path).expect("open reads").expect("a file");
         assert!(reads.counter.is_some(), "a WAL database's index maps");
         (writer, reads)
@@ -257,7 +254,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(
-            std::fs::metadata(dir.path().join("reads.db-wal")).expect("wal").len(),
+            std::fs::metadata(dir.path().join("probe.db-wal")).expect("wal").len(),
             0
         );
         // And the next read still sees the data.
