@@ -31,8 +31,11 @@
 #                      RAW/<row>.perf.txt, functions by inclusive share (build with debug line tables
 #                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
+#   KEYGATE_SQLITE_MMAP_SIZE=N  keygate's own setting, passed through (and named in the command
+#                      BENCHMARKS.md shows)
 # Each verify size runs in a keygate process started afresh after its keys were seeded, so a row's
-# peak RSS is its own, not what earlier rows left behind. Each row and each ceiling also prints the
+# peak RSS is its own, not what earlier rows left behind; each row prints how much of its RSS is
+# file-backed (a memory-mapped database's pages). Each row and each ceiling also prints the
 # serving process's CPU time per request (user and system, from /proc): on a shared machine,
 # steadier than req/s.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
@@ -242,7 +245,9 @@ row() {
     local hwm rss
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
-    echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB" >&2
+    local file
+    file=$(awk '/^RssFile/ {print $2}' "/proc/$PID/status")
+    echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB (of it file-backed $((file / 1024)) MiB)" >&2
     # keygate's own CPU time over the row (user + system, from /proc): a figure that another
     # process's load on a shared machine disturbs far less than req/s.
     per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")"
@@ -312,6 +317,7 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit with uncommitted changes"
 cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
 [[ $DBKIND == postgres* ]] && cmd="BENCH_POSTGRES=1 $cmd"
 [[ $DBKIND == postgres-cache ]] && cmd="BENCH_PG_CACHE=1 $cmd"
+[[ -n "${KEYGATE_SQLITE_MMAP_SIZE:-}" ]] && cmd="KEYGATE_SQLITE_MMAP_SIZE=$KEYGATE_SQLITE_MMAP_SIZE $cmd"
 cmd="$cmd bench/run.sh --label $LABEL"
 export B_DB="$DBKIND" B_LABEL="$LABEL" B_CMD="$cmd" B_COMMIT="$commit" B_HWM_RESET="$HWM_RESET" \
     B_DURATION="$DURATION" B_CONNS="$CONNS" B_THREADS="$THREADS" B_LOG_LEVEL="$LOG_LEVEL" \

@@ -71,6 +71,11 @@ pub struct Settings {
     /// appends together, in one transaction and one fsync; each caller is answered after its
     /// group committed. Off: one transaction (one fsync) per write.
     pub sqlite_group_commit: bool,
+    /// SQLite: bytes of the database file each connection reads through a memory map instead of
+    /// `pread` (SQLite's `PRAGMA mmap_size`); 0 (the default) maps nothing. Faster reads of
+    /// databases larger than the credential cache, but every mapped page a connection touched
+    /// counts in the process's RSS, once per connection (BENCHMARKS.md, issue 16's tenth part).
+    pub sqlite_mmap_size: u64,
     /// Entries kept per credential lookup in memory (keys, API keys, tickets and sessions, users,
     /// organizations), with exact invalidation; 0 turns the cache off. On PostgreSQL only with
     /// `postgres_credential_cache`; otherwise the nodes read the database on every request.
@@ -158,6 +163,7 @@ impl Default for Settings {
             unsafe_test_clock: false,
             bench_routes: false,
             sqlite_group_commit: true,
+            sqlite_mmap_size: 0,
             header_read_timeout_secs: 10,
             max_connections: 4096,
             max_connections_per_address: 256,
@@ -218,6 +224,12 @@ impl Settings {
                 "header_read_timeout_secs, max_connections and max_connections_per_address must be positive".into(),
             );
         }
+        if self.sqlite_mmap_size > crate::store::sqlite::MAX_MMAP_SIZE {
+            return Err(format!(
+                "sqlite_mmap_size is at most {} bytes (SQLite's limit)",
+                crate::store::sqlite::MAX_MMAP_SIZE
+            ));
+        }
         if self.postgres_credential_cache && self.credential_cache_entries == 0 {
             return Err("postgres_credential_cache needs credential_cache_entries above 0 (the cache's size)".into());
         }
@@ -255,6 +267,7 @@ impl Settings {
             max_connections: self.database_max_connections,
             acquire_timeout: std::time::Duration::from_secs(self.database_acquire_timeout_secs),
             sqlite_group_commit: self.sqlite_group_commit,
+            sqlite_mmap_size: self.sqlite_mmap_size,
         }
     }
 
@@ -293,6 +306,21 @@ mod tests {
         assert_eq!(s.metrics_allow, vec!["10.0.0.0/8".to_string()]);
         assert!(with("trusted_proxies", "10.0.0.0/99".into()).is_err());
         assert!(with("metrics_token", "short".into()).is_err());
+    }
+
+    #[test]
+    fn the_memory_map_size_is_at_most_sqlites_limit() {
+        let with = |n: u64| {
+            Settings {
+                sqlite_mmap_size: n,
+                ..Settings::default()
+            }
+            .validate()
+        };
+        assert!(with(0).is_ok());
+        assert!(with(crate::store::sqlite::MAX_MMAP_SIZE).is_ok());
+        let e = with(crate::store::sqlite::MAX_MMAP_SIZE + 1).unwrap_err();
+        assert!(e.contains("sqlite_mmap_size"), "{e}");
     }
 
     #[test]

@@ -261,12 +261,10 @@ pub async fn open(url: &str) -> Result<SharedStore> {
 }
 
 /// Open the store a database URL names: `sqlite:...` or `postgres://` / `postgresql://`.
-/// `pool` applies to PostgreSQL (SQLite sizes its own pools), but for `sqlite_group_commit`.
+/// `pool` applies to PostgreSQL (SQLite sizes its own pools), but for its `sqlite_` settings.
 pub async fn open_with(url: &str, pool: &postgres::PoolSettings) -> Result<SharedStore> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::open_with(url, pool.sqlite_group_commit).await?,
-        ))
+        Ok(Arc::new(sqlite::SqliteStore::open_with(url, pool).await?))
     } else if is_postgres_url(url) {
         Ok(Arc::new(postgres::PgStore::open(url, pool).await?))
     } else {

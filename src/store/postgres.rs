@@ -44,6 +44,8 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
     /// SQLite only: commit concurrent writes in groups (`sqlite_group_commit`).
     pub sqlite_group_commit: bool,
+    /// SQLite only: bytes of the file each connection memory-maps (`sqlite_mmap_size`).
+    pub sqlite_mmap_size: u64,
 }
 
 impl Default for PoolSettings {
@@ -52,6 +54,7 @@ impl Default for PoolSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
             sqlite_group_commit: true,
+            sqlite_mmap_size: 0,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 pub mod batch;
 #[path = "sqlite_reads.rs"]
 mod reads;
+use super::postgres::PoolSettings;
 use super::{Bootstrap, ConsumeOutcome, CredentialFilter, Store};
 use crate::clock::{from_micros, to_micros};
 use crate::core::credential::{Credential, Kind};
@@ -173,16 +174,23 @@ pub fn list_credentials_sql(f: &CredentialFilter) -> String {
     sql
 }
 
+/// The most `sqlite_mmap_size` can be: SQLite's `SQLITE_MAX_MMAP_SIZE` on Linux (a larger
+/// `PRAGMA mmap_size` is cut down to it).
+pub const MAX_MMAP_SIZE: u64 = 0x7fff_0000;
+
 impl SqliteStore {
-    /// Open with group commit on (the default of `sqlite_group_commit`).
+    /// Open with the default settings (group commit on, no memory map).
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(url, true).await
+        Self::open_with(url, &PoolSettings::default()).await
     }
 
-    /// Open; `group_commit` puts concurrent credential writes and event appends in one
-    /// transaction and one commit (see `sqlite_batch.rs`).
-    pub async fn open_with(url: &str, group_commit: bool) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)
+    /// Open with the `sqlite_` settings of `settings`: `sqlite_group_commit` puts concurrent
+    /// credential writes and event appends in one transaction and one commit (see
+    /// `sqlite_batch.rs`); `sqlite_mmap_size` is every connection's `PRAGMA mmap_size`.
+    pub async fn open_with(url: &str, settings: &PoolSettings) -> Result<Self> {
+        let group_commit = settings.sqlite_group_commit;
+        let mmap_size = settings.sqlite_mmap_size.min(MAX_MMAP_SIZE);
+        let mut opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::invalid("database", format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -191,6 +199,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        if mmap_size > 0 {
+            opts = opts.pragma("mmap_size", mmap_size.to_string());
+        }
         private_files(opts.get_filename());
         // Exactly one writer connection, never closed or replaced while the store is open.
         let writer = SqlitePoolOptions::new()
@@ -209,7 +220,7 @@ impl SqliteStore {
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open the SQLite database: {e}")))?;
         let writes = Writes::new(writer.clone(), group_commit);
-        let reads = Reads::open(opts.get_filename())?;
+        let reads = Reads::open(opts.get_filename(), mmap_size)?;
         Ok(Self {
             writer,
             reader,
@@ -1171,6 +1182,31 @@ mod tests {
         assert_eq!(names.len(), cred_col::NAMES.len());
         for (idx, name) in cred_col::NAMES {
             assert_eq!(names[idx], name, "position {idx}");
+        }
+    }
+
+    /// `sqlite_mmap_size` reaches every connection: the writer, sqlx's read pool and the hot
+    /// reads; a size past SQLite's limit is cut down to it, and 0 maps nothing.
+    #[tokio::test]
+    async fn the_memory_map_size_reaches_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kg.db", dir.path().display());
+        for (asked, expected) in [(1 << 20, 1 << 20), (u64::MAX, MAX_MMAP_SIZE), (0, 0)] {
+            let settings = PoolSettings {
+                sqlite_mmap_size: asked,
+                ..Default::default()
+            };
+            let s = SqliteStore::open_with(&url, &settings).await.unwrap();
+            let expected = i64::try_from(expected).unwrap();
+            for pool in [&s.writer, &s.reader] {
+                let got: i64 = sqlx::query_scalar("PRAGMA mmap_size").fetch_one(pool).await.unwrap();
+                assert_eq!(got, expected, "asked {asked}");
+            }
+            let reads = s.reads.as_ref().expect("a file has hot reads");
+            for _ in 0..reads.conns_len() {
+                let got: i64 = reads.one("PRAGMA mmap_size", &[], |r| Ok(r.get(0)?)).unwrap().unwrap();
+                assert_eq!(got, expected, "asked {asked}");
+            }
         }
     }
 

@@ -544,7 +544,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/kg.db", dir.path().display());
         // Off: nothing but this test runs batches.
-        let s = SqliteStore::open_with(&url, false).await.unwrap();
+        let settings = crate::store::postgres::PoolSettings {
+            sqlite_group_commit: false,
+            ..Default::default()
+        };
+        let s = SqliteStore::open_with(&url, &settings).await.unwrap();
         s.migrate().await.unwrap();
         let org = Uuid::now_v7();
         sqlx::query("INSERT INTO organizations (id, name, is_system, created_at) VALUES (?, 'acme', 0, 0)")

@@ -89,7 +89,7 @@ impl Reads {
     /// Connections to the database at `path`; `None` for an in-memory database (only sqlx's own
     /// connections can reach it). A sweeper thread ends the read transactions idle connections
     /// hold, until the last `Arc` is dropped.
-    pub(crate) fn open(path: &Path) -> Result<Option<Arc<Self>>> {
+    pub(crate) fn open(path: &Path, mmap_size: u64) -> Result<Option<Arc<Self>>> {
         if !super::is_file(path) {
             return Ok(None);
         }
@@ -103,6 +103,10 @@ impl Reads {
                 // As sqlx's pools: a reader waits out a recovering writer rather than failing.
                 c.busy_timeout(Duration::from_secs(10))?;
                 c.set_prepared_statement_cache_capacity(32);
+                if mmap_size > 0 {
+                    // `sqlite_mmap_size` (an integer: nothing else reaches the statement).
+                    c.execute_batch(&format!("PRAGMA mmap_size = {mmap_size}"))?;
+                }
                 Ok(Mutex::new(ReadConn { conn: c, held: None }))
             })
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -147,6 +151,12 @@ impl Reads {
         rc.conn.prepare_cached("BEGIN")?.execute([])?;
         rc.held = Some((now, Instant::now()));
         Ok(rc)
+    }
+
+    /// How many connections there are.
+    #[cfg(test)]
+    pub(crate) fn conns_len(&self) -> usize {
+        self.conns.len()
     }
 
     /// Ends the read transactions older than [`HOLD`] on connections no one is using.
@@ -201,7 +211,7 @@ mod tests {
     /// A database file in WAL mode with one table, its writing connection, and the reads on it.
     fn setup(dir: &Path) -> (Connection, Arc<Reads>) {
         let (writer, path) = crate::store::sqlite_changes::tests::wal_file(dir);
-        let reads = Reads::open(&path).expect("open reads").expect("a file");
+        let reads = Reads::open(&path, 0).expect("open reads").expect("a file");
         assert!(reads.counter.is_some(), "a WAL database's index maps");
         (writer, reads)
     }

@@ -18,7 +18,11 @@ struct Org {
 
 impl Org {
     async fn new() -> Org {
-        let s = Server::start().await;
+        Org::with(Options::default()).await
+    }
+
+    async fn with(options: Options) -> Org {
+        let s = Server::start_with(options).await;
         let (_, key) = s.create_org("acme").await;
         s.create_user(&key, "alice", "alice-password", false).await;
         s.create_user(&key, "boss", "boss-password", true).await;
@@ -385,6 +389,91 @@ async fn changes_made_by_the_cli_are_refused_on_the_next_request() {
         .find(|e| e["type"] == "KeyRevoked" && e["aggregate_id"] == id.as_str())
         .expect("a KeyRevoked event");
     assert_eq!(revoked["actor"], "cli");
+}
+
+/// `sqlite_mmap_size`: with the database file read through a memory map, by the hot reads and
+/// sqlx's pools alike, a change is still seen by the next request, the CLI's too, with the
+/// credential cache on and off (off: every verify reads the mapped file).
+#[tokio::test]
+async fn with_the_database_memory_mapped_changes_are_refused_on_the_next_request() {
+    for cache in ["20000", "0"] {
+        let o = Org::with(
+            Options::default()
+                .env("KEYGATE_SQLITE_MMAP_SIZE", "67108864")
+                .env("KEYGATE_CREDENTIAL_CACHE_ENTRIES", cache),
+        )
+        .await;
+        let (id, secret) = o.key(json!({"name": "revoked by the operator"})).await;
+        let (other_id, other) = o.key(json!({"name": "revoked over HTTP"})).await;
+        let (_, used_up) = o.key(json!({"name": "one use", "max_uses": 1})).await;
+        // Every page into the database file, so that reads come from the map (SQLite reads a
+        // page still in the WAL from the WAL), and the changes below mix both.
+        checkpoint(&o.s.db_path());
+        o.warm_code(&secret, "VALID").await;
+        o.warm_code(&other, "VALID").await;
+        o.warm_code(&used_up, "VALID").await;
+        assert!(
+            maps_file(o.s.pid(), &o.s.db_path()),
+            "cache {cache}: keygate.db is not mapped"
+        );
+
+        o.cli(&["key", "revoke", &id, "--org", "acme"]);
+        assert_eq!(o.code(&secret).await, "REVOKED", "cache {cache}");
+        let r = o
+            .as_org(Method::DELETE, &format!("/v1/keys/{other_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "cache {cache}");
+        assert_eq!(o.code(&other).await, "REVOKED", "cache {cache}");
+        let r = o
+            .as_org(Method::POST, "/v1/keys/verify")
+            .json(&json!({"key": used_up, "consume": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json(r).await["code"], "VALID", "cache {cache}");
+        assert_eq!(o.code(&used_up).await, "USAGE_EXCEEDED", "cache {cache}");
+
+        // A key made after all those reads verifies at once.
+        let (_, fresh) = o.key(json!({"name": "new"})).await;
+        assert_eq!(o.code(&fresh).await, "VALID", "cache {cache}");
+    }
+    // Without the setting, nothing maps it.
+    let o = Org::new().await;
+    let (_, secret) = o.key(json!({"name": "plain"})).await;
+    checkpoint(&o.s.db_path());
+    o.warm_code(&secret, "VALID").await;
+    assert!(!maps_file(o.s.pid(), &o.s.db_path()), "keygate.db is mapped by default");
+}
+
+/// Copies every page of the WAL into the database file and empties the WAL, retrying for a
+/// while (the server's idle readers end their read transactions within 100 ms).
+fn checkpoint(db: &std::path::Path) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let busy: i64 = c
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        if busy == 0 {
+            return;
+        }
+        assert!(start.elapsed().as_secs() < 30, "the WAL could not be emptied");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Does process `pid` have `file` memory-mapped (Linux: /proc/PID/maps)?
+fn maps_file(pid: u32, file: &std::path::Path) -> bool {
+    let file = file.canonicalize().unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    maps.lines().any(|l| {
+        l.split_whitespace()
+            .nth(5)
+            .is_some_and(|p| std::path::Path::new(p) == file)
+    })
 }
 
 #[tokio::test]
