@@ -3,6 +3,7 @@
 //! key and a disabled user are refused on the very next request, also when the change came
 //! from the CLI writing to the same database file while the server runs. A user's list of
 //! personal keys (cached by owner) shows a created, renamed, deleted or CLI-revoked key at once.
+//! All of it holds with the database file read through a memory map (`sqlite_mmap_size`) too.
 
 use crate::common::*;
 use reqwest::{Method, RequestBuilder};
@@ -44,6 +45,18 @@ impl Org {
         let r = self
             .as_org(Method::POST, "/v1/keys/verify")
             .json(&json!({"key": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        json(r).await["code"].as_str().unwrap().to_string()
+    }
+
+    /// The code of a verify that consumes a use.
+    async fn consume(&self, secret: &str) -> String {
+        let r = self
+            .as_org(Method::POST, "/v1/keys/verify")
+            .json(&json!({"key": secret, "consume": true}))
             .send()
             .await
             .unwrap();
@@ -181,13 +194,7 @@ async fn every_change_over_http_is_refused_on_the_next_request() {
     // Consumed through verify as well.
     let (_, secret) = o.key(json!({"name": "once", "max_uses": 1})).await;
     o.warm_code(&secret, "VALID").await;
-    let r = o
-        .as_org(Method::POST, "/v1/keys/verify")
-        .json(&json!({"key": secret, "consume": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json(r).await["code"], "VALID");
+    assert_eq!(o.consume(&secret).await, "VALID");
     assert_eq!(o.code(&secret).await, "USAGE_EXCEEDED");
 
     // A deleted personal key.
@@ -426,13 +433,7 @@ async fn with_the_database_memory_mapped_changes_are_refused_on_the_next_request
             .unwrap();
         assert_eq!(r.status(), 200, "cache {cache}");
         assert_eq!(o.code(&other).await, "REVOKED", "cache {cache}");
-        let r = o
-            .as_org(Method::POST, "/v1/keys/verify")
-            .json(&json!({"key": used_up, "consume": true}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(json(r).await["code"], "VALID", "cache {cache}");
+        assert_eq!(o.consume(&used_up).await, "VALID", "cache {cache}");
         assert_eq!(o.code(&used_up).await, "USAGE_EXCEEDED", "cache {cache}");
 
         // A key made after all those reads verifies at once.
