@@ -187,6 +187,9 @@ TICKS=$(getconf CLK_TCK)
 # keygate's user and system CPU time so far, in clock ticks (/proc/PID/stat fields 14 and 15;
 # the name in field 2 has no spaces).
 cpu_ticks() { awk '{print $14, $15}' "/proc/${1:-$PID}/stat"; }
+# keygate's minor page faults so far (field 10): first touches of memory (fresh pages the kernel
+# zeroes, or pages of a mapped file).
+minor_faults() { awk '{print $10}' "/proc/$PID/stat"; }
 # per_request NAME U0 S0 U1 S1 REQS: a process's CPU time per request over a run, on stderr.
 per_request() {
     [[ "${6:-0}" -gt 0 ]] || return 0
@@ -230,10 +233,12 @@ row() {
             -- sleep "$DURATION" >/dev/null 2>&1 &
         perf_pid=$!
     fi
-    local u0 s0 u1 s1
+    local u0 s0 u1 s1 f0 f1
     read -r u0 s0 < <(cpu_ticks)
+    f0=$(minor_faults)
     drive "$id.main" "$@"
     read -r u1 s1 < <(cpu_ticks)
+    f1=$(minor_faults)
     if [[ -n "$perf_pid" ]]; then
         wait "$perf_pid" || true
         # Inclusive and self shares per function (-g none: no call chains printed).
@@ -251,6 +256,8 @@ row() {
     # keygate's own CPU time over the row (user + system, from /proc): a figure that another
     # process's load on a shared machine disturbs far less than req/s.
     per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")"
+    awk -v f=$((f1 - f0)) -v n="$(requests "$id.main")" \
+        'BEGIN { if (n > 0) printf "   keygate minor page faults per request: %.3f\n", f / n }' >&2
     $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
 }
 
