@@ -37,7 +37,7 @@
 # peak RSS is its own, not what earlier rows left behind; each row prints how much of its RSS is
 # file-backed (a memory-mapped database's pages). Each row and each ceiling also prints the
 # serving process's CPU time per request (user and system, from /proc): on a shared machine,
-# steadier than req/s.
+# steadier than req/s; each row also keygate's minor page faults per request.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
 # BENCH_POSTGRES=1 also psql.
 set -euo pipefail
