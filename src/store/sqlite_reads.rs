@@ -17,8 +17,9 @@
 //! every read it loads the WAL index's change counter (`sqlite_changes.rs`; every commit of any
 //! connection in any process moves it before the commit returns) and ends the transaction and
 //! begins a new one when the counter moved since the transaction began, so a read never answers
-//! from a snapshot older than the last commit that returned. (The counter is loaded before `BEGIN`, and a deferred `BEGIN` takes its
-//! snapshot at the first read after it: the snapshot is never older than the value kept.)
+//! from a snapshot older than the last commit that returned. (The counter is loaded before
+//! `BEGIN`, and a deferred `BEGIN` takes its snapshot at the first read after it: the snapshot is
+//! never older than the value kept.)
 //! An open read transaction keeps a checkpoint from resetting the WAL, so none is held longer
 //! than [`HOLD`]: a read ends one that old, and a sweeper thread ends those of idle connections.
 //! When the database's WAL index cannot be mapped (not in WAL mode), every read is a
