@@ -155,6 +155,19 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Whether the log comes to satisfy `test`, waiting up to 20 s: the server writes its log
+    /// before it answers, but the test reads the log through a pipe, on another thread, so a
+    /// line can arrive after the answer does.
+    pub async fn logged(&self, test: impl Fn(&str) -> bool) -> bool {
+        for _ in 0..400 {
+            if test(&self.logs()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("keygate.db")
     }

@@ -507,7 +507,7 @@ async fn a_stalled_request_answers_408_and_is_counted() {
             && l.contains(r#"status="408""#)),
         "{metrics}"
     );
-    assert!(s.logs().contains("request timed out"));
+    assert!(s.logged(|log| log.contains("request timed out")).await, "{}", s.logs());
     assert_eq!(s.req(Method::GET, "/healthz").send().await.unwrap().status(), 200);
 }
 

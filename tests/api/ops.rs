@@ -121,5 +121,5 @@ async fn sigterm_shuts_down_gracefully() {
         .status();
     let status = s.wait_exit(Duration::from_secs(20)).expect("exited");
     assert!(status.success(), "{status:?}");
-    assert!(s.logs().contains("shutting down"));
+    assert!(s.logged(|log| log.contains("shutting down")).await, "{}", s.logs());
 }

@@ -754,19 +754,13 @@ async fn every_tedee_answer_carries_a_correlation_id_and_the_supported_versions(
     let last = *ids.last().unwrap();
     let distinct: BTreeSet<Uuid> = ids.iter().copied().collect();
     assert_eq!(distinct.len(), ids.len(), "correlation ids repeat: {ids:?}");
-    // The id is on the request's log line (the server writes it before answering; the test
-    // reads the log through a pipe, so it waits for the line to arrive).
-    let mut found = false;
-    for _ in 0..200 {
-        if s.logs()
-            .lines()
-            .any(|l| l.contains(&last.to_string()) && l.contains("route") && l.contains("status"))
-        {
-            found = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // The id is on the request's log line.
+    let found = s
+        .logged(|log| {
+            log.lines()
+                .any(|l| l.contains(&last.to_string()) && l.contains("route") && l.contains("status"))
+        })
+        .await;
     assert!(found, "the correlation id {last} is not in the log:\n{}", s.logs());
     assert!(!s.logs().contains("client-chosen-id"));
     // Versions: v1 to v999 (the `v` in any case); others are not routes.
