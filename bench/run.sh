@@ -30,6 +30,10 @@
 #   PROFILE=1          perf record (cpu-clock, dwarf call graphs) keygate during each row:
 #                      RAW/<row>.perf.txt, functions by inclusive share (build with debug line tables
 #                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
+#   SYSCALLS=1         count keygate's system calls and context switches per request (perf stat)
+#                      during ceilings (b) and (c) and each row; SYSCALLS=names also writes the row's
+#                      calls by name (perf trace -s, which slows keygate several times over: req/s
+#                      and CPU figures of such a run are not comparable) to RAW/<row>.syscalls.txt
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
 #   KEYGATE_SQLITE_MMAP_SIZE=N  keygate's own setting, passed through (and named in the command
 #                      BENCHMARKS.md shows)
@@ -81,6 +85,8 @@ done
 wanted() { [[ "$ROWS" == *" $1 "* ]]; }
 PROFILE="${PROFILE:-}"
 [[ -z "$PROFILE" ]] || command -v perf >/dev/null || die "PROFILE=1 needs perf (linux-perf)"
+SYSCALLS="${SYSCALLS:-}"
+[[ -z "$SYSCALLS" ]] || command -v perf >/dev/null || die "SYSCALLS=1 needs perf (linux-perf)"
 ((THREADS <= CONNS)) || THREADS=$CONNS
 H="python3 bench/helper.py"
 
@@ -201,12 +207,30 @@ per_request() {
 requests() { awk '/requests in/ {print $1; exit}' "$RAW/$1.txt"; }
 # ceiling ID SUFFIX PID LABEL URL: one ceiling run, with the serving process's CPU per request.
 ceiling() {
-    local u0 s0 u1 s1
+    local u0 s0 u1 s1 counting=
+    [[ -z "$SYSCALLS" || "$3" != "$PID" ]] || counting=1
+    [[ -z "$counting" ]] || count_syscalls "$1.$2"
     read -r u0 s0 < <(cpu_ticks "$3")
     drive "$1.$2" -s bench/post.lua "$5" -- "$CEIL_BODY"
     read -r u1 s1 < <(cpu_ticks "$3")
     $H show "$RAW/$1.$2.txt" "$4" >&2
     per_request "$4" "$u0" "$s0" "$u1" "$s1" "$(requests "$1.$2")"
+    [[ -z "$counting" ]] || syscalls_per_request "$1.$2" "$4"
+}
+# count_syscalls NAME: keygate's system calls and context switches while wrk runs (SYSCALLS=1),
+# into RAW/NAME.syscalls.csv; syscalls_per_request NAME LABEL prints them per request.
+COUNT_PID=
+count_syscalls() {
+    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$PID" -o "$RAW/$1.syscalls.csv" \
+        -- sleep "$DURATION" >/dev/null 2>&1 &
+    COUNT_PID=$!
+}
+syscalls_per_request() {
+    wait "$COUNT_PID" || true
+    awk -F, -v n="$(requests "$1")" -v name="$2" '
+        $3 == "raw_syscalls:sys_enter" { c = $1 } $3 == "context-switches" { x = $1 }
+        END { if (n > 0) printf "   %s system calls per request: %.2f, context switches %.3f\n", name, c / n, x / n }
+    ' "$RAW/$1.syscalls.csv" >&2
 }
 # wrk for DURATION seconds: RAW/NAME.txt, failing on any answer that is not 2xx.
 drive() {
@@ -233,12 +257,23 @@ row() {
             -- sleep "$DURATION" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local trace_pid=
+    [[ -z "$SYSCALLS" ]] || count_syscalls "$id.main"
+    if [[ "$SYSCALLS" == names ]]; then
+        perf trace -s -p "$PID" -o "$RAW/$id.syscalls.txt" -- sleep "$DURATION" >/dev/null 2>&1 &
+        trace_pid=$!
+    fi
     local u0 s0 u1 s1 f0 f1
     read -r u0 s0 < <(cpu_ticks)
     f0=$(minor_faults)
     drive "$id.main" "$@"
     read -r u1 s1 < <(cpu_ticks)
     f1=$(minor_faults)
+    [[ -z "$SYSCALLS" ]] || syscalls_per_request "$id.main" keygate
+    if [[ -n "$trace_pid" ]]; then
+        wait "$trace_pid" || true
+        echo "   system calls by name: $RAW/$id.syscalls.txt" >&2
+    fi
     if [[ -n "$perf_pid" ]]; then
         wait "$perf_pid" || true
         # Inclusive and self shares per function (-g none: no call chains printed).
