@@ -587,34 +587,32 @@ impl CachedStore {
     }
 
     /// A lookup through `cache`: a trusted hit answers at once; otherwise `load` reads the
-    /// database, and what it read is kept unless an invalidation ran meanwhile.
-    async fn cached<K, V>(
-        &self,
-        lookup: Lookup,
-        cache: &Cache<K, V>,
-        key: K,
-        load: impl std::future::Future<Output = Result<V>>,
-    ) -> Result<V>
+    /// database, and what it read is kept unless an invalidation ran meanwhile. `load` makes its
+    /// future only on a miss: a store's future is boxed, and making one to drop it cost every
+    /// hit an allocation and a copy.
+    async fn cached<K, V, L>(&self, lookup: Lookup, cache: &Cache<K, V>, key: K, load: impl FnOnce() -> L) -> Result<V>
     where
         K: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
+        L: std::future::Future<Output = Result<V>>,
     {
         self.cached_as(self.c.trusted(), lookup, cache, key, load).await
     }
 
     /// [`Self::cached`] with the caller's own reading of [`Caches::trusted`] (taken once for
     /// a lookup that also consults the digest filter).
-    async fn cached_as<K, V>(
+    async fn cached_as<K, V, L>(
         &self,
         trusted: bool,
         lookup: Lookup,
         cache: &Cache<K, V>,
         key: K,
-        load: impl std::future::Future<Output = Result<V>>,
+        load: impl FnOnce() -> L,
     ) -> Result<V>
     where
         K: Hash + Eq + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
+        L: std::future::Future<Output = Result<V>>,
     {
         if trusted {
             if let Some(v) = cache.get(&key) {
@@ -623,7 +621,7 @@ impl CachedStore {
             }
         }
         let generation = self.c.generation.load(Ordering::Acquire);
-        let v = load.await?;
+        let v = load().await?;
         let outcome = if trusted {
             let _shared = self.c.fill.read().unwrap_or_else(PoisonError::into_inner);
             if self.c.generation.load(Ordering::Acquire) == generation {
@@ -834,7 +832,8 @@ impl Store for CachedStore {
         .await
     }
     async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
-        self.cached(Lookup::Org, &self.c.orgs, id, self.inner.get_org(id)).await
+        self.cached(Lookup::Org, &self.c.orgs, id, || self.inner.get_org(id))
+            .await
     }
     async fn get_org_by_name(&self, name: &str) -> Result<Option<Organization>> {
         self.inner.get_org_by_name(name).await
@@ -851,12 +850,9 @@ impl Store for CachedStore {
         .await
     }
     async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
-        self.cached(
-            Lookup::User,
-            &self.c.users,
-            (Some(org_id), id),
-            self.inner.get_user(org_id, id),
-        )
+        self.cached(Lookup::User, &self.c.users, (Some(org_id), id), || {
+            self.inner.get_user(org_id, id)
+        })
         .await
     }
     async fn update_user(&self, user: &User, end_tokens: bool, event: &NewEvent) -> Result<bool> {
@@ -875,7 +871,7 @@ impl Store for CachedStore {
         .await
     }
     async fn find_user(&self, id: Uuid) -> Result<Option<User>> {
-        self.cached(Lookup::User, &self.c.users, (None, id), self.inner.find_user(id))
+        self.cached(Lookup::User, &self.c.users, (None, id), || self.inner.find_user(id))
             .await
     }
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>> {
@@ -896,12 +892,9 @@ impl Store for CachedStore {
         .await
     }
     async fn find_api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
-        self.cached(
-            Lookup::ApiKey,
-            &self.c.api_keys,
-            hash.to_vec(),
-            self.inner.find_api_key(hash),
-        )
+        self.cached(Lookup::ApiKey, &self.c.api_keys, hash.to_vec(), || {
+            self.inner.find_api_key(hash)
+        })
         .await
     }
     async fn list_api_keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>> {
@@ -943,12 +936,9 @@ impl Store for CachedStore {
         // The row is cached; its expiry is checked against `now` on every lookup, as the query
         // does. (A miss stays a miss: an expired token never comes back.)
         let found = self
-            .cached(
-                Lookup::Token,
-                &self.c.tokens,
-                (kind, hash.to_vec()),
-                self.inner.find_login_token(kind, hash, now),
-            )
+            .cached(Lookup::Token, &self.c.tokens, (kind, hash.to_vec()), || {
+                self.inner.find_login_token(kind, hash, now)
+            })
             .await?;
         Ok(found.filter(|t| t.expires_at > now))
     }
@@ -988,13 +978,9 @@ impl Store for CachedStore {
             self.c.counters.increment(Lookup::Credential, Outcome::Absent);
             return Ok(None);
         }
-        self.cached_as(
-            trusted,
-            Lookup::Credential,
-            &self.c.credentials,
-            hash.to_vec(),
-            self.inner.find_credential_by_hash(hash),
-        )
+        self.cached_as(trusted, Lookup::Credential, &self.c.credentials, hash.to_vec(), || {
+            self.inner.find_credential_by_hash(hash)
+        })
         .await
     }
     async fn find_credential(&self, id: Uuid) -> Result<Option<Credential>> {
