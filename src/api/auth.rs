@@ -12,13 +12,15 @@ use crate::error::Error;
 use crate::service::Principal;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderName, Method, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 pub const SESSION_COOKIE: &str = "keygate_session";
 pub const XSRF_COOKIE: &str = "XSRF-TOKEN";
-pub const XSRF_HEADER: &str = "x-xsrf-token";
+pub const XSRF_HEADER: HeaderName = HeaderName::from_static("x-xsrf-token");
+/// An organization API key. Header names are made once (a `&str` name is parsed on every lookup).
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Read one cookie's value.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -110,7 +112,7 @@ pub async fn authenticate_from(
             return Err(Error::Unauthenticated);
         }
     }
-    for k in headers.get_all("x-api-key").iter() {
+    for k in headers.get_all(API_KEY_HEADER).iter() {
         let k = k.to_str().map_err(|_| Error::Unauthenticated)?;
         found.add(4, svc.auth_api_key(k.trim()).await?);
     }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 /// cannot make a signed-in visitor's browser open a door (no cross-site request forgery).
 async fn visitor(st: &AppState, parts: &mut Parts) -> Result<Option<Principal>, Error> {
     let h = &parts.headers;
-    if !h.contains_key(header::AUTHORIZATION) && !h.contains_key("x-api-key") {
+    if !h.contains_key(header::AUTHORIZATION) && !h.contains_key(super::auth::API_KEY_HEADER) {
         return Ok(None);
     }
     parts.headers.remove(header::COOKIE);

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::service::temporary::{Domain, TemporaryKeyInfo, TemporaryKeyRequest};
 use crate::service::{Principal, Service};
 use args::Args;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, header};
 use chrono_tz::Tz;
 use ops::Operation;
 
@@ -32,7 +32,8 @@ pub enum Lang {
 impl Lang {
     /// `SO-Language` overrides `Accept-Language`; `*` or `x` mean no translation.
     pub fn from_headers(h: &HeaderMap) -> Lang {
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        const SO_LANGUAGE: HeaderName = HeaderName::from_static("so-language");
+        let get = |n: HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         let pick = |tag: &str| -> Option<Lang> {
             let primary = tag
                 .split(';')
@@ -47,10 +48,10 @@ impl Lang {
                 _ => None,
             }
         };
-        if let Some(so) = get("so-language") {
+        if let Some(so) = get(SO_LANGUAGE) {
             return pick(&so).unwrap_or(Lang::En);
         }
-        get("accept-language")
+        get(header::ACCEPT_LANGUAGE)
             .and_then(|al| {
                 al.split(',')
                     .filter(|t| !t.contains("q=0") || t.contains("q=0."))

@@ -12,14 +12,17 @@ use crate::api::extract::{parse_json, read_body};
 use crate::api::xml;
 use crate::error::{Error, Result};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::Response;
+
+const SO_TIMEZONE: HeaderName = HeaderName::from_static("so-timezone");
+const SO_APPTOKEN: HeaderName = HeaderName::from_static("so-apptoken");
 
 /// Build the request context from the agent headers, for a contract version (the REST agents
 /// speak [`ops::LATEST`]; SOAP its service's version).
 pub fn context(st: &AppState, h: &HeaderMap, lang: Lang, version: u8) -> Result<Ctx> {
     let (client_tz, include_offset) = match h
-        .get("so-timezone")
+        .get(SO_TIMEZONE)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -42,7 +45,7 @@ pub fn context(st: &AppState, h: &HeaderMap, lang: Lang, version: u8) -> Result<
         None => (None, false),
     };
     let application = h
-        .get("so-apptoken")
+        .get(SO_APPTOKEN)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::service::Principal;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
@@ -259,11 +259,13 @@ fn wsdl_response(st: &AppState, headers: &HeaderMap, uri: &Uri, svc: Service) ->
     r
 }
 
+const SOAP_ACTION: HeaderName = HeaderName::from_static("soapaction");
+
 /// The SOAP action a request names: the SOAPAction header (SOAP 1.1) or the `action`
 /// parameter of its Content-Type (SOAP 1.2); `None` when absent or empty.
 fn requested_action(h: &HeaderMap) -> Option<String> {
     let unquote = |v: &str| v.trim().trim_matches('"').trim().to_string();
-    if let Some(a) = h.get("soapaction").and_then(|v| v.to_str().ok()).map(unquote) {
+    if let Some(a) = h.get(SOAP_ACTION).and_then(|v| v.to_str().ok()).map(unquote) {
         return Some(a).filter(|a| !a.is_empty());
     }
     let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
