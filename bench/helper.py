@@ -17,6 +17,13 @@
   helper.py show   FILE WHAT             one line for the terminal
   helper.py report RESULTS_JSONL META_JSON BENCHMARKS_MD
       rewrite bench/run.sh's section of BENCHMARKS.md with this run next to the stored ones
+
+For bench/instructions.sh:
+  helper.py native URL SETUP_JSON FILE N
+      create N native keys over HTTP, their secrets into FILE (named in SETUP_JSON)
+  helper.py drive  URL N CONNS KIND SETUP_JSON
+      exactly N requests of KIND (ceiling, bare, middleware, verify, ctk) over CONNS keep-alive
+      connections, each answered 200 (SETUP_JSON "-" for the ceiling)
 """
 
 import datetime
@@ -527,6 +534,63 @@ def report(results_jsonl, meta_json, md_path):
     print("\n".join(render_run(run)))
 
 
+# ---------------------------------------------------------------- bench/instructions.sh
+
+
+def native(url, setup_json, keys_file, n):
+    s = json.load(open(setup_json))
+    c = Client(url)
+    ak = {"X-API-Key": s["api_key"]}
+    with open(keys_file, "w") as f:
+        for i in range(int(n)):
+            f.write(c.json("POST", "/v1/keys", {"name": f"bench {i}", "scopes": ["read"]}, ak)["key"] + "\n")
+    s["native_keys_file"] = keys_file
+    with open(setup_json, "w") as f:
+        json.dump(s, f, indent=1)
+
+
+def drive(url, n, conns, kind, setup_json):
+    import threading
+
+    n, conns = int(n), int(conns)
+    s = {} if setup_json == "-" else json.load(open(setup_json))
+    lines = lambda k: [l.strip() for l in open(s[k]) if l.strip()] if k in s else []
+    temp, native_keys = lines("temp_keys_file"), lines("native_keys_file")
+    js = {"Content-Type": "application/json"}
+    bare = json.dumps({"key": "kgb_0.benchsecret0"})
+
+    def request(i):
+        if kind in ("ceiling", "bare", "middleware"):
+            path = {"ceiling": "/", "bare": "/_bench/bare", "middleware": "/_bench/middleware"}[kind]
+            return path, bare, js
+        if kind == "verify":
+            body = json.dumps({"key": native_keys[i % len(native_keys)], "scope": "read"})
+            return "/v1/keys/verify", body, {**js, "X-API-Key": s["api_key"]}
+        if kind == "ctk":
+            body = json.dumps({"TemporaryKey": temp[i % len(temp)]})
+            return "/api/v1/Agents/Person/CheckTemporaryKey", body, {**js, "Authorization": f"SOTicket {s['ticket']}"}
+        die(f"drive: unknown kind {kind}")
+
+    failed = []
+
+    def worker(k):
+        c = Client(url)
+        try:
+            for i in range(k, n, conns):
+                path, body, headers = request(i)
+                c.call("POST", path, body, headers, expect=(200,))
+        except SystemExit as e:
+            failed.append(str(e))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        die(f"drive {kind}: a request failed")
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
@@ -548,6 +612,10 @@ def main(argv):
         show(*args)
     elif cmd == "report":
         report(*args)
+    elif cmd == "native":
+        native(*args)
+    elif cmd == "drive":
+        drive(*args)
     else:
         die(__doc__)
 
