@@ -478,10 +478,7 @@ mod answer_json {
         });
         out.extend_from_slice(r.code.as_str().as_bytes());
         out.extend_from_slice(b"\",\"key\":");
-        match &r.key {
-            Some(k) => key(k, out)?,
-            None => out.extend_from_slice(b"null"),
-        }
+        opt(r.key.as_ref(), out, key)?;
         out.push(b'}');
         Ok(())
     }
@@ -497,14 +494,9 @@ mod answer_json {
         string(&k.prefix, out)?;
         out.extend_from_slice(b",\"owner_id\":");
         opt(k.owner_id, out, uuid)?;
-        out.extend_from_slice(b",\"scopes\":[");
-        for (i, scope) in k.scopes.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(scope, out)?;
-        }
-        out.extend_from_slice(b"],\"not_before\":");
+        out.extend_from_slice(b",\"scopes\":");
+        list(k.scopes.iter().map(String::as_str), out, string)?;
+        out.extend_from_slice(b",\"not_before\":");
         opt_time(k.not_before.as_ref(), out)?;
         out.extend_from_slice(b",\"expires_at\":");
         opt_time(k.expires_at.as_ref(), out)?;
@@ -514,14 +506,9 @@ mod answer_json {
         int(k.used_count, out)?;
         out.extend_from_slice(b",\"remaining\":");
         opt(k.remaining, out, int)?;
-        out.extend_from_slice(b",\"allowed_users\":[");
-        for (i, user) in k.allowed_users.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            uuid(*user, out)?;
-        }
-        out.extend_from_slice(b"],\"subject\":");
+        out.extend_from_slice(b",\"allowed_users\":");
+        list(k.allowed_users.iter().copied(), out, uuid)?;
+        out.extend_from_slice(b",\"subject\":");
         serde_json::to_writer(&mut *out, &k.subject)?;
         out.extend_from_slice(b",\"metadata\":");
         serde_json::to_writer(&mut *out, &k.metadata)?;
@@ -534,10 +521,7 @@ mod answer_json {
         out.extend_from_slice(b",\"revoked_at\":");
         opt_time(k.revoked_at.as_ref(), out)?;
         out.extend_from_slice(b",\"revoked_by\":");
-        match &k.revoked_by {
-            Some(by) => string(by, out)?,
-            None => out.extend_from_slice(b"null"),
-        }
+        opt(k.revoked_by.as_deref(), out, string)?;
         out.push(b'}');
         Ok(())
     }
@@ -596,14 +580,24 @@ mod answer_json {
         }
     }
 
-    fn opt_time(t: Option<&DateTime<Utc>>, out: &mut Out) -> serde_json::Result<()> {
-        match t {
-            Some(t) => time(t, out),
-            None => {
-                out.extend_from_slice(b"null");
-                Ok(())
+    fn list<T>(
+        items: impl Iterator<Item = T>,
+        out: &mut Out,
+        write: impl Fn(T, &mut Out) -> serde_json::Result<()>,
+    ) -> serde_json::Result<()> {
+        out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
+            write(item, out)?;
         }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn opt_time(t: Option<&DateTime<Utc>>, out: &mut Out) -> serde_json::Result<()> {
+        opt(t, out, time)
     }
 }
 
