@@ -50,7 +50,7 @@ const ACTOR_FIELDS: [&str; 3] = ["createdBy", "updatedBy", "deletedBy"];
 /// not rewritten, the surface maps them here.
 pub fn surface_actor(stored: &str) -> String {
     match Uuid::parse_str(stored) {
-        Ok(u) => format!("user:{u}"),
+        Ok(u) => super::event::actor("user", u),
         Err(_) => stored.to_string(),
     }
 }

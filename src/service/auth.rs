@@ -6,7 +6,7 @@
 
 use super::limiter::FailureLimiter;
 use super::{AuthMethod, Principal, Service};
-use crate::core::event::{aggregate, kind as ev};
+use crate::core::event::{actor, aggregate, kind as ev};
 use crate::core::secret::{self, Purpose, ct_eq};
 use crate::error::{Error, Result};
 use crate::model::{LoginToken, TokenKind, User};
@@ -25,7 +25,7 @@ impl Service {
             user_id: Some(user.id),
             is_admin: user.is_admin,
             is_system_admin: user.is_admin && org.is_system,
-            actor: super::principal::actor("user", user.id),
+            actor: actor("user", user.id),
             name: user.username.clone(),
             person_id: user.person_id,
             method,
@@ -103,7 +103,7 @@ impl Service {
             is_admin: true,
             // Organization API keys administer their own organization only.
             is_system_admin: false,
-            actor: super::principal::actor("api_key", k.id),
+            actor: actor("api_key", k.id),
             name: k.name.clone(),
             person_id: None,
             method: AuthMethod::ApiKey,
@@ -182,7 +182,7 @@ impl Service {
             user.id,
             ev::TICKET_ISSUED,
             json!({"expires_at": t.expires_at}),
-            &super::principal::actor("user", user.id),
+            &actor("user", user.id),
         );
         self.store.create_login_token(TokenKind::Ticket, &t, &e).await?;
         Ok((ticket, t.expires_at))
@@ -207,7 +207,7 @@ impl Service {
             user.id,
             ev::SESSION_STARTED,
             json!({"expires_at": t.expires_at}),
-            &super::principal::actor("user", user.id),
+            &actor("user", user.id),
         );
         self.store.create_login_token(TokenKind::Session, &t, &e).await?;
         Ok((session, xsrf, t.expires_at))

@@ -3,7 +3,7 @@
 
 use super::{AuthMethod, NewKey, Principal, SecretShape, Service, validate_name};
 use crate::core::credential::{Code, Credential, Kind, VerifyContext, verdict};
-use crate::core::event::{aggregate, kind as ev};
+use crate::core::event::{actor, aggregate, kind as ev};
 use crate::core::secret::{Purpose, ct_eq};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Months, Utc};
@@ -223,7 +223,7 @@ impl Service {
         let owner = c.owner_id.ok_or(Error::Unauthenticated)?;
         // Only a key its owner made acts as the owner (keys minted for somebody else through the
         // native route before it followed this rule are revoked at start-up, see repair.rs).
-        if c.created_by != format!("user:{owner}") {
+        if c.created_by != actor("user", owner) {
             return Err(Error::Unauthenticated);
         }
         let user = self

@@ -20,18 +20,6 @@ pub enum AuthMethod {
     Operator,
 }
 
-/// An audit actor, `<kind>:<uuid>` (`user`, `api_key`): the same text as `format!("{kind}:{id}")`,
-/// without the formatting machinery, which every authenticated request paid for.
-pub fn actor(kind: &str, id: Uuid) -> String {
-    let mut buf = Uuid::encode_buffer();
-    let id = id.hyphenated().encode_lower(&mut buf);
-    let mut out = String::with_capacity(kind.len() + 1 + id.len());
-    out.push_str(kind);
-    out.push(':');
-    out.push_str(id);
-    out
-}
-
 /// The authenticated caller. Every operation is confined to `org_id`.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -154,17 +142,5 @@ impl Principal {
                 ),
             )),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_actor_reads_as_its_format() {
-        let id = Uuid::new_v4();
-        assert_eq!(actor("api_key", id), format!("api_key:{id}"));
-        assert_eq!(actor("user", Uuid::nil()), "user:00000000-0000-0000-0000-000000000000");
     }
 }

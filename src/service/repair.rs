@@ -11,7 +11,7 @@ use super::collective::is_collective;
 use super::personal::{CATALOGUE, MAX_LIFETIME_MONTHS};
 use super::share::iso;
 use crate::core::credential::{Credential, Kind};
-use crate::core::event::{aggregate, kind as ev};
+use crate::core::event::{actor, aggregate, kind as ev};
 use crate::core::share;
 use crate::error::Result;
 use chrono::{DateTime, Months, Utc};
@@ -47,7 +47,7 @@ fn personal_violation(c: &Credential, creator: Option<&str>) -> Option<&'static 
     if c.scopes.is_empty() || c.scopes.iter().any(|s| !CATALOGUE.contains(&s.as_str())) {
         return Some("a scope outside the catalogue");
     }
-    let owner = c.owner_id.map(|o| format!("user:{o}"));
+    let owner = c.owner_id.map(|o| actor("user", o));
     if owner.is_none() || owner.as_deref() != Some(creator.unwrap_or(c.created_by.as_str())) {
         return Some("created by somebody other than its owner");
     }
