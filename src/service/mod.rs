@@ -107,8 +107,7 @@ impl Service {
 
     /// The injected clock's time, at the microsecond precision the store keeps.
     pub fn now(&self) -> DateTime<Utc> {
-        let t = self.clock.now();
-        DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+        crate::clock::truncate_to_micros(self.clock.now())
     }
 
     /// Is the database reachable? (`/healthz`)
