@@ -277,19 +277,22 @@ pub fn answer(op: &Operation, a: Answer, format: Format, select: Option<&str>) -
 /// `info_json(i).to_string()` without building the map: the same bytes (members in
 /// alphabetical order, as serde_json's map keeps them).
 fn info_json_text(i: &TemporaryKeyInfo) -> String {
-    use std::fmt::Write;
-    let payload = i.payload.as_deref().map(|p| Value::from(p).to_string());
-    let mut out = String::with_capacity(160 + payload.as_ref().map_or(0, String::len));
+    let payload = i.payload.as_deref().and_then(|p| serde_json::to_string(p).ok());
+    let payload = payload.as_deref().unwrap_or("null");
+    let mut ints = itoa::Buffer::new();
+    let mut out = String::with_capacity(160 + payload.len());
     // Domain names are plain ASCII words: nothing to escape.
-    let _ = write!(
-        out,
-        "{{\"Domain\":\"{}\",\"FieldProperties\":{{}},\"IsExpired\":{},\"Payload\":{},\"PersonId\":{},\"TableRight\":null,\"TargetId\":{}}}",
-        i.domain.name(),
-        i.is_expired,
-        payload.as_deref().unwrap_or("null"),
-        i.person_id,
-        i.target_id,
-    );
+    out.push_str("{\"Domain\":\"");
+    out.push_str(i.domain.name());
+    out.push_str("\",\"FieldProperties\":{},\"IsExpired\":");
+    out.push_str(if i.is_expired { "true" } else { "false" });
+    out.push_str(",\"Payload\":");
+    out.push_str(payload);
+    out.push_str(",\"PersonId\":");
+    out.push_str(ints.format(i.person_id));
+    out.push_str(",\"TableRight\":null,\"TargetId\":");
+    out.push_str(ints.format(i.target_id));
+    out.push('}');
     out
 }
 
