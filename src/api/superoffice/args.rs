@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::service::temporary::Domain;
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +25,8 @@ pub struct Args(Vec<(String, Raw)>);
 impl Args {
     pub fn from_json(v: Value) -> Result<Args> {
         match v {
-            Value::Object(m) => Ok(Args(
-                m.into_iter()
-                    .map(|(k, v)| (k, if v.is_null() { Raw::Null } else { Raw::Json(v) }))
-                    .collect(),
-            )),
-            _ => Err(Error::invalid("request", "the body must be a JSON object")),
+            Value::Object(m) => Ok(Args(m.into_iter().map(|(k, v)| (k, raw_of(v))).collect())),
+            _ => Err(not_an_object()),
         }
     }
 
@@ -206,6 +203,86 @@ impl Args {
     }
 }
 
+/// A JSON request body read straight into [`Args`], without building a `serde_json::Map`
+/// first: `None` when the body is JSON but not an object. The members come out as
+/// [`Args::from_json`] gives them from the map: sorted by name, and of equal names the last.
+#[derive(Debug)]
+pub struct JsonBody(pub Option<Args>);
+
+impl<'de> Deserialize<'de> for JsonBody {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(JsonBodyVisitor)
+    }
+}
+
+struct JsonBodyVisitor;
+
+impl<'de> Visitor<'de> for JsonBodyVisitor {
+    type Value = JsonBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<JsonBody, A::Error> {
+        let mut members: Vec<(String, Raw)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(16));
+        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+            members.push((k, raw_of(v)));
+        }
+        // As a BTreeMap keeps them: sorted (stably, so equal names stay in the order sent) ...
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, Raw)> = Vec::with_capacity(members.len());
+        for (k, v) in members {
+            match out.last_mut() {
+                // ... and the last of equal names replaces the earlier.
+                Some(last) if last.0 == k => last.1 = v,
+                _ => out.push((k, v)),
+            }
+        }
+        Ok(JsonBody(Some(Args(out))))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<JsonBody, A::Error> {
+        // Read as values, not skipped: serde_json's nesting limit holds as it did for a `Value`.
+        while seq.next_element::<Value>()?.is_some() {}
+        Ok(JsonBody(None))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<JsonBody, E> {
+        Ok(JsonBody(None))
+    }
+}
+
+/// The refusal of a JSON request body that is not an object.
+pub fn not_an_object() -> Error {
+    Error::invalid("request", "the body must be a JSON object")
+}
+
+/// A JSON member's value as an argument: `null` is [`Raw::Null`].
+fn raw_of(v: Value) -> Raw {
+    if v.is_null() { Raw::Null } else { Raw::Json(v) }
+}
+
 fn field_param(name: &'static str, ty: Ty) -> Param {
     Param {
         name,
@@ -264,5 +341,86 @@ mod tests {
         );
         assert!(parse_datetime("yesterday", Tz::UTC).is_none());
         assert!(parse_datetime("2021-02-30T00:00:00Z", Tz::UTC).is_none());
+    }
+
+    const NAMES: [&str; 8] = [
+        "TemporaryKey",
+        "temporarykey",
+        "TEMPORARYKEY",
+        "Domain",
+        "a",
+        "",
+        "é",
+        "b\"q",
+    ];
+    const VALUES: [&str; 9] = [
+        "null",
+        "1",
+        "-5",
+        "1.5",
+        "true",
+        "\"x\"",
+        "\"TemporaryKey\"",
+        "[1,{\"a\":[2,null]}]",
+        "{\"Value\":\"v\",\"Name\":null}",
+    ];
+
+    /// The body as the map reads it (`Args::from_json` of a `Value`), or its error's text.
+    fn through_the_map(text: &str) -> std::result::Result<Args, String> {
+        crate::api::extract::parse_json::<Value>(text.as_bytes())
+            .and_then(Args::from_json)
+            .map_err(|e| e.to_string())
+    }
+
+    fn straight(text: &str) -> std::result::Result<Option<Args>, String> {
+        crate::api::extract::parse_json::<JsonBody>(text.as_bytes())
+            .map(|b| b.0)
+            .map_err(|e| e.to_string())
+    }
+
+    proptest::proptest! {
+        /// Any members, with repeated names and names that differ only in case: the same
+        /// arguments in the same order as through the map.
+        #[test]
+        fn a_json_body_reads_as_through_the_map(
+            members in proptest::collection::vec((0..NAMES.len(), 0..VALUES.len()), 0..8),
+        ) {
+            let text = format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", Value::from(NAMES[*k]), VALUES[*v]))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            proptest::prop_assert_eq!(straight(&text), through_the_map(&text).map(Some), "{}", text);
+        }
+    }
+
+    #[test]
+    fn a_json_body_that_is_no_object_or_no_json_is_told_as_before() {
+        for text in [
+            "[]",
+            "[1,[2,{\"a\":3}]]",
+            "1",
+            "-1",
+            "1.5",
+            "18446744073709551615",
+            "\"s\"",
+            "true",
+            "null",
+        ] {
+            assert_eq!(straight(text), Ok(None), "{text}");
+            assert!(through_the_map(text).is_err(), "{text}");
+        }
+        for text in ["{", "{\"a\":}", "[", "{}x", "{\"a\":1,}", "{'a':1}", "{\"a\":1}}"] {
+            let before = through_the_map(text).expect_err(text);
+            assert_eq!(straight(text), Err(before), "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for text in [deep.clone(), format!("{{\"a\":{deep}}}")] {
+            let before = through_the_map(&text).expect_err("past serde_json's nesting limit");
+            assert_eq!(straight(&text), Err(before), "nesting past serde_json's limit");
+        }
     }
 }

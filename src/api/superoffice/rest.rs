@@ -2,7 +2,7 @@
 //! `POST /api/v1/Agents/ForeignSystem/<method>`, both driven by the operation table, and
 //! `GET` on the same URLs, which describes the call.
 
-use super::args::Args;
+use super::args::{Args, JsonBody};
 use super::ops::{Agent, Operation};
 use super::render::{self, Format};
 use super::{Ctx, Lang, execute, ops, parse_time_zone};
@@ -101,7 +101,9 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
         return Ok(Args::default());
     }
     match kind {
-        Some(BodyKind::Json) => Args::from_json(parse_json::<serde_json::Value>(&bytes)?),
+        Some(BodyKind::Json) => parse_json::<JsonBody>(&bytes)?
+            .0
+            .ok_or_else(super::args::not_an_object),
         Some(BodyKind::Xml) => {
             let root = xml::parse(&bytes).map_err(|m| Error::invalid("request", m))?;
             Ok(Args::from_xml(&root))
