@@ -356,6 +356,10 @@ pub fn router(state: AppState) -> App {
         };
         app = app.route(path, handler);
     }
+    // Each SuperOffice agent operation under its own path too, beside `{method}` (see there).
+    for (path, handler) in superoffice::rest::operation_routes() {
+        app = app.route(&path, handler);
+    }
     if state.test_clock.is_some() {
         app = app.route(TEST_CLOCK, post(system::move_clock));
     }

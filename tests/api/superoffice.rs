@@ -1254,6 +1254,34 @@ async fn paths_and_query_names_match_without_regard_to_case() {
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(json(r).await["Domain"], "PublicFaq", "{path}");
     }
+    // An operation spelled as the table spells it has a route of its own (no path parameter);
+    // other spellings reach it through `{method}`. Both are counted, each under its route.
+    let m = s
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for route in [
+        "/api/v1/Agents/Person/CheckTemporaryKey",
+        "/api/v1/Agents/Person/{method}",
+    ] {
+        assert!(
+            m.lines().any(|l| l.starts_with("keygate_http_requests_total")
+                && l.contains(&format!("route=\"{route}\""))
+                && l.contains("status=\"200\"")),
+            "{route}: {m}"
+        );
+    }
+    for path in [
+        "/api/v1/Agents/Person/CheckTemporaryKey",
+        "/api/v1/Agents/Person/checktemporarykey",
+    ] {
+        let r = s.admin(Method::PUT, path).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+    }
     let r = s
         .admin(Method::POST, "/api/v1/agents/person/CheckTemporaryKey?$SELECT=domain")
         .json(&json!({"TemporaryKey": key}))

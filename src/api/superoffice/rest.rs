@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::Response;
+use axum::routing::{MethodRouter, get, post};
 
 const SO_TIMEZONE: HeaderName = HeaderName::from_static("so-timezone");
 const SO_APPTOKEN: HeaderName = HeaderName::from_static("so-apptoken");
@@ -101,9 +102,7 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
         return Ok(Args::default());
     }
     match kind {
-        Some(BodyKind::Json) => parse_json::<JsonBody>(&bytes)?
-            .0
-            .ok_or_else(super::args::not_an_object),
+        Some(BodyKind::Json) => parse_json::<JsonBody>(&bytes)?.0.ok_or_else(super::args::not_an_object),
         Some(BodyKind::Xml) => {
             let root = xml::parse(&bytes).map_err(|m| Error::invalid("request", m))?;
             Ok(Args::from_xml(&root))
@@ -130,31 +129,65 @@ async fn read_args(st: &AppState, req: Request) -> Result<Args> {
 }
 
 pub async fn person(State(st): State<AppState>, Path(method): Path<String>, req: Request) -> Response {
-    agent(st, Agent::Person, method, req).await
+    by_name(st, Agent::Person, &method, req).await
 }
 
 pub async fn foreign_system(State(st): State<AppState>, Path(method): Path<String>, req: Request) -> Response {
-    agent(st, Agent::ForeignSystem, method, req).await
+    by_name(st, Agent::ForeignSystem, &method, req).await
 }
 
-async fn agent(st: AppState, agent: Agent, method: String, req: Request) -> Response {
+/// The agent paths of every operation in the table (`/api/v1/Agents/Person/CheckTemporaryKey`),
+/// each routed to its operation: beside the `{method}` routes of the route table, which serve
+/// the same operations by name (any case) and answer an unknown method, a path that names an
+/// operation as the table spells it is matched without a path parameter (axum's parameters are
+/// an allocation and a map insert per request; the agents are a hot path). The tenancy test's
+/// walk of the `{method}` routes sends every operation to these paths.
+pub fn operation_routes() -> Vec<(String, MethodRouter<AppState>)> {
+    [Agent::Person, Agent::ForeignSystem]
+        .into_iter()
+        .flat_map(|agent| agent.ops().iter().map(move |op| (agent, op)))
+        .map(|(agent, op)| {
+            let path = format!("/api/v1/Agents/{}/{}", agent.name(), op.name);
+            let run = post(move |State(st): State<AppState>, req: Request| operation(st, op, req));
+            let describe =
+                get(move |headers: HeaderMap| async move { render::description(op, Format::from_accept(&headers)) });
+            (path, run.merge(describe))
+        })
+        .collect()
+}
+
+async fn by_name(st: AppState, agent: Agent, method: &str, req: Request) -> Response {
+    match ops::find(agent.ops(), method) {
+        Some(op) => operation(st, op, req).await,
+        None => {
+            let format = Format::from_accept(req.headers());
+            let lang = Lang::from_headers(req.headers());
+            render::error(Error::NotFound("agent method"), format, lang, &source(agent, method))
+        }
+    }
+}
+
+/// An error's `ErrorSource`: `Person.CheckTemporaryKey`.
+fn source(agent: Agent, method: &str) -> String {
+    format!("{}.{method}", agent.name())
+}
+
+async fn operation(st: AppState, op: &'static Operation, req: Request) -> Response {
     let format = Format::from_accept(req.headers());
     let lang = Lang::from_headers(req.headers());
-    match run(&st, agent, &method, lang, req).await {
-        Ok((op, answer, select)) => render::answer(op, answer, format, select.as_deref()),
-        Err(e) => render::error(e, format, lang, &format!("{}.{method}", agent.name())),
+    match run(&st, op, lang, req).await {
+        Ok((answer, select)) => render::answer(op, answer, format, select.as_deref()),
+        Err(e) => render::error(e, format, lang, &source(op.agent, op.name)),
     }
 }
 
 async fn run(
     st: &AppState,
-    agent: Agent,
-    method: &str,
+    op: &'static Operation,
     lang: Lang,
     req: Request,
-) -> Result<(&'static Operation, super::Answer, Option<String>)> {
+) -> Result<(super::Answer, Option<String>)> {
     let (parts, body) = req.into_parts();
-    let op = ops::find(agent.ops(), method).ok_or(Error::NotFound("agent method"))?;
     let principal = authenticate_parts(st, &parts).await?;
     let ctx = context(st, &parts.headers, lang, ops::LATEST)?;
     let select = select_param(parts.uri.query());
@@ -164,7 +197,7 @@ async fn run(
         args.set_from_query(p.name, query.as_deref());
     }
     let answer = execute(&st.svc, &principal, op, &args, &ctx).await?;
-    Ok((op, answer, select))
+    Ok((answer, select))
 }
 
 pub async fn person_describe(Path(method): Path<String>, headers: HeaderMap) -> Response {
@@ -182,8 +215,7 @@ fn describe(agent: Agent, method: &str, headers: &HeaderMap) -> Response {
     let format = Format::from_accept(headers);
     let Some(op) = ops::find(agent.ops(), method) else {
         let lang = Lang::from_headers(headers);
-        let source = format!("{}.{method}", agent.name());
-        return render::error(Error::NotFound("agent method"), format, lang, &source);
+        return render::error(Error::NotFound("agent method"), format, lang, &source(agent, method));
     };
     render::description(op, format)
 }
