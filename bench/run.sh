@@ -227,6 +227,11 @@ count_syscalls() {
 }
 syscalls_per_request() {
     wait "$COUNT_PID" || true
+    if [[ ! -s "$RAW/$1.syscalls.csv" ]]; then
+        echo "   $2 system calls per request: not counted (perf stat wrote nothing; tracepoints need" \
+            "root or kernel.perf_event_paranoid <= -1)" >&2
+        return 0
+    fi
     awk -F, -v n="$(requests "$1")" -v name="$2" '
         $3 == "raw_syscalls:sys_enter" { c = $1 } $3 == "context-switches" { x = $1 }
         END { if (n > 0) printf "   %s system calls per request: %.2f, context switches %.3f\n", name, c / n, x / n }
