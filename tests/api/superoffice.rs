@@ -1256,14 +1256,7 @@ async fn paths_and_query_names_match_without_regard_to_case() {
     }
     // An operation spelled as the table spells it has a route of its own (no path parameter);
     // other spellings reach it through `{method}`. Both are counted, each under its route.
-    let m = s
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.metrics().await;
     for route in [
         "/api/v1/Agents/Person/CheckTemporaryKey",
         "/api/v1/Agents/Person/{method}",
