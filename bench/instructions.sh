@@ -33,15 +33,9 @@ die() {
     exit 1
 }
 LABEL=run
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-    --label) LABEL="${2:?--label needs a value}"; shift 2 ;;
-    --label=*) LABEL="${1#--label=}"; shift ;;
-    -h | --help) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument $1 (see --help)" ;;
-    esac
-done
-[[ "$LABEL" =~ ^[a-z0-9-]+$ ]] || die "--label takes lowercase letters, digits and dashes"
+# shellcheck source=bench/label.sh
+. bench/label.sh
+parse_label "$@"
 N="${N:-3000}"
 CONNS="${CONNS:-8}"
 KINDS="${KINDS:-bare middleware verify ctk}"

@@ -53,15 +53,9 @@ die() {
 }
 
 LABEL="${BENCH_LABEL:-before}"
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-    --label) LABEL="${2:?--label needs a value}"; shift 2 ;;
-    --label=*) LABEL="${1#--label=}"; shift ;;
-    -h | --help) sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument $1 (see --help)" ;;
-    esac
-done
-[[ "$LABEL" =~ ^[a-z0-9-]+$ ]] || die "--label takes lowercase letters, digits and dashes"
+# shellcheck source=bench/label.sh
+. bench/label.sh
+parse_label "$@"
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-$(nproc)}"
