@@ -35,8 +35,11 @@
 #                      calls by name (perf trace -s, which slows keygate several times over: req/s
 #                      and CPU figures of such a run are not comparable) to RAW/<row>.syscalls.txt
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
-#   KEYGATE_SQLITE_MMAP_SIZE=N  keygate's own setting, passed through (and named in the command
-#                      BENCHMARKS.md shows)
+#   KEYGATE_SQLITE_MMAP_SIZE=N, KEYGATE_CREDENTIAL_CACHE_ENTRIES=N  keygate's own settings, passed
+#                      through (and named in the command BENCHMARKS.md shows)
+#   WARM=1             before each verify row, every seeded key is verified once, unmeasured
+#                      (bench/walk.lua), so that a credential cache sized to hold them all
+#                      (KEYGATE_CREDENTIAL_CACHE_ENTRIES) starts the row with each of them
 # Each verify size runs in a keygate process started afresh after its keys were seeded, so a row's
 # peak RSS is its own, not what earlier rows left behind; each row prints how much of its RSS is
 # file-backed (a memory-mapped database's pages). Each row and each ceiling also prints the
@@ -78,6 +81,7 @@ for r in $ROWS; do
 done
 wanted() { [[ "$ROWS" == *" $1 "* ]]; }
 PROFILE="${PROFILE:-}"
+WARM="${WARM:-}"
 [[ -z "$PROFILE" ]] || command -v perf >/dev/null || die "PROFILE=1 needs perf (linux-perf)"
 SYSCALLS="${SYSCALLS:-}"
 [[ -z "$SYSCALLS" ]] || command -v perf >/dev/null || die "SYSCALLS=1 needs perf (linux-perf)"
@@ -299,6 +303,25 @@ row() {
 thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 UNKNOWN_PCT=$(awk -v s="$UNKNOWN_SHARE" 'BEGIN { printf "%g%%", s * 100 }')
 
+# warm N: each of the N seeded keys verified once (WARM=1). Each wrk thread stops after its share
+# (bench/walk.lua), but wrk itself waits out its duration: once its CPU time stops moving, it is
+# told to end (SIGINT: it prints its summary), and the summary must count at least N answers.
+warm() {
+    echo "bench: verifying each of the $(thousands "$1") keys once (WARM=1)" >&2
+    local out="$RAW/warm-$1.txt" wpid last= now
+    wrk -t "$THREADS" -c "$CONNS" -d 3600s --timeout 10s --latency -s bench/walk.lua "$KG" -- "$APIKEY" "$1" "$THREADS" >"$out" 2>&1 &
+    wpid=$!
+    while sleep 1; do
+        now=$(awk '{print $14 + $15}' "/proc/$wpid/stat" 2>/dev/null) || break
+        [[ "$now" == "$last" ]] && break
+        last=$now
+    done
+    kill -INT "$wpid" 2>/dev/null || true
+    wait "$wpid" || { cat "$out" >&2; die "wrk failed (warm-up)"; }
+    $H wrk "$out" >/dev/null || { cat "$out" >&2; die "warm-up: errors"; }
+    (($(requests "warm-$1") >= $1)) || { cat "$out" >&2; die "warm-up: fewer answers than keys"; }
+}
+
 verify_row() {
     local n="$1"
     row "verify-$n" verify "$n" \
@@ -317,6 +340,7 @@ for N in $SIZES; do
         stop_keygate
         start_keygate
         $H check "$KG" "$SETUP" verify "$N"
+        [[ -z "$WARM" ]] || warm "$N"
         verify_row "$N"
     fi
     ((FIRST)) || continue
@@ -358,6 +382,9 @@ git diff --quiet HEAD 2>/dev/null || commit="$commit with uncommitted changes"
 cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
 [[ $DBKIND == postgres* ]] && cmd="BENCH_POSTGRES=1 $cmd"
 [[ $DBKIND == postgres-cache ]] && cmd="BENCH_PG_CACHE=1 $cmd"
+[[ -n "$WARM" ]] && cmd="WARM=$WARM $cmd"
+[[ -n "${KEYGATE_CREDENTIAL_CACHE_ENTRIES:-}" ]] &&
+    cmd="KEYGATE_CREDENTIAL_CACHE_ENTRIES=$KEYGATE_CREDENTIAL_CACHE_ENTRIES $cmd"
 [[ -n "${KEYGATE_SQLITE_MMAP_SIZE:-}" ]] && cmd="KEYGATE_SQLITE_MMAP_SIZE=$KEYGATE_SQLITE_MMAP_SIZE $cmd"
 cmd="$cmd bench/run.sh --label $LABEL"
 export B_DB="$DBKIND" B_LABEL="$LABEL" B_CMD="$cmd" B_COMMIT="$commit" B_HWM_RESET="$HWM_RESET" \
