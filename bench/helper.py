@@ -330,6 +330,10 @@ def wrk(path):
 def row(raw, id_, kind, size, title, hwm_kb, rss_kb, extra):
     """One row of the results: the row's run and its three ceilings, as one JSON line."""
     parts = {p: parse_wrk(open(f"{raw}/{id_}.{p}.txt").read()) for p in ("main", "ceil_a", "ceil_b", "ceil_c")}
+    for p, part in parts.items():
+        # The serving process's CPU time per request (bench/run.sh's per_request), when measured.
+        if os.path.exists(f"{raw}/{id_}.{p}.cpu.json"):
+            part["cpu"] = json.load(open(f"{raw}/{id_}.{p}.cpu.json"))
     parts["main"]["hwm_kb"] = int(hwm_kb)
     parts["main"]["rss_kb"] = int(rss_kb)
     print(json.dumps({"row": id_, "kind": kind, "size": int(size), "title": title, **parts, "extra": json.loads(extra)}))
@@ -430,6 +434,22 @@ def render_run(run):
             f"{fmt_rps(c['rps'])}, {fmt_ms(c['p99_us'])} | {c['rps'] / b['rps']:.2f} |"
         )
     notes = []
+    if all("cpu" in r[p] for r in rows for p in ("main", "ceil_a", "ceil_b", "ceil_c")):
+        # Steadier than req/s on a shared machine: other processes' load moves it far less.
+        lines += [
+            "",
+            "CPU time per request of the serving process (user and system, from `/proc`): keygate's for the row "
+            "and for (b) and (c), the ceiling's own process for (a).",
+            "",
+            "| row | row, µs (user, system) | (a) µs | (b) µs | (c) µs | row / (a) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            m, a, b, c = (r[p]["cpu"] for p in ("main", "ceil_a", "ceil_b", "ceil_c"))
+            lines.append(
+                f"| {r['title']} | {m['cpu_us']:.1f} ({m['user_us']:.1f}, {m['system_us']:.1f}) | {a['cpu_us']:.1f} | "
+                f"{b['cpu_us']:.1f} | {c['cpu_us']:.1f} | {m['cpu_us'] / a['cpu_us']:.2f} |"
+            )
     for r in rows:
         m, x = r["main"], r.get("extra", {})
         if r["kind"] == "verify" and m.get("rss_kb"):

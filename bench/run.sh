@@ -44,7 +44,8 @@
 # peak RSS is its own, not what earlier rows left behind; each row prints how much of its RSS is
 # file-backed (a memory-mapped database's pages). Each row and each ceiling also prints the
 # serving process's CPU time per request (user and system, from /proc): on a shared machine,
-# steadier than req/s; each row also keygate's minor page faults per request.
+# steadier than req/s (BENCHMARKS.md shows them in a table of their own); each row also keygate's
+# minor page faults per request.
 # It needs python3, curl and wrk (installed with apt-get when missing and run as root); with
 # BENCH_POSTGRES=1 also psql.
 set -euo pipefail
@@ -194,12 +195,14 @@ cpu_ticks() { awk '{print $14, $15}' "/proc/${1:-$PID}/stat"; }
 # keygate's minor page faults so far (field 10): first touches of memory (fresh pages the kernel
 # zeroes, or pages of a mapped file).
 minor_faults() { awk '{print $10}' "/proc/$PID/stat"; }
-# per_request NAME U0 S0 U1 S1 REQS: a process's CPU time per request over a run, on stderr.
+# per_request NAME U0 S0 U1 S1 REQS FILE: a process's CPU time per request over a run, on stderr,
+# and as JSON into FILE (for the report).
 per_request() {
     [[ "${6:-0}" -gt 0 ]] || return 0
-    awk -v name="$1" -v u=$(($4 - $2)) -v s=$(($5 - $3)) -v t="$TICKS" -v n="$6" 'BEGIN {
+    awk -v name="$1" -v u=$(($4 - $2)) -v s=$(($5 - $3)) -v t="$TICKS" -v n="$6" -v out="$7" 'BEGIN {
         f = 1000000 / t / n
         printf "   %s CPU per request: %.1f us (user %.1f, system %.1f)\n", name, (u + s) * f, u * f, s * f
+        printf "{\"cpu_us\": %.2f, \"user_us\": %.2f, \"system_us\": %.2f}\n", (u + s) * f, u * f, s * f > out
     }' >&2
 }
 requests() { awk '/requests in/ {print $1; exit}' "$RAW/$1.txt"; }
@@ -212,7 +215,7 @@ ceiling() {
     drive "$1.$2" -s bench/post.lua "$5" -- "$CEIL_BODY"
     read -r u1 s1 < <(cpu_ticks "$3")
     $H show "$RAW/$1.$2.txt" "$4" >&2
-    per_request "$4" "$u0" "$s0" "$u1" "$s1" "$(requests "$1.$2")"
+    per_request "$4" "$u0" "$s0" "$u1" "$s1" "$(requests "$1.$2")" "$RAW/$1.$2.cpu.json"
     [[ -z "$counting" ]] || syscalls_per_request "$1.$2" "$4"
 }
 # count_syscalls NAME: keygate's system calls and context switches while wrk runs (SYSCALLS=1),
@@ -293,7 +296,7 @@ row() {
     echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB (of it file-backed $((file / 1024)) MiB)" >&2
     # keygate's own CPU time over the row (user + system, from /proc): a figure that another
     # process's load on a shared machine disturbs far less than req/s.
-    per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")"
+    per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")" "$RAW/$id.main.cpu.json"
     awk -v f=$((f1 - f0)) -v n="$(requests "$id.main")" \
         'BEGIN { if (n > 0) printf "   keygate minor page faults per request: %.3f\n", f / n }' >&2
     $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
