@@ -2,6 +2,7 @@
 -- request with a temporary key picked at random out of a file (one key a line, created over HTTP
 -- by bench/helper.py), and a share of unknown keys.
 -- Usage: wrk ... -s bench/check_temporary_key.lua URL -- TICKET KEYS_FILE [UNKNOWN_SHARE, default 0.1]
+-- (URL: keygate's .../Agents/Person/CheckTemporaryKey, or a ceiling's)
 local threads = 0
 
 function setup(thread)
@@ -29,5 +30,5 @@ function request()
   else
     key = keys[math.random(1, #keys)]
   end
-  return wrk.format("POST", "/api/v1/Agents/Person/CheckTemporaryKey", headers, '{"TemporaryKey":"' .. key .. '"}')
+  return wrk.format("POST", nil, headers, '{"TemporaryKey":"' .. key .. '"}')
 end

@@ -1,5 +1,6 @@
 -- bench/run.sh: POST /v1/keys, each request creating a key of its own name.
 -- Usage: wrk ... -s bench/create.lua URL -- API_KEY
+-- (URL: keygate's .../v1/keys, or a ceiling's)
 local threads = 0
 
 function setup(thread)
@@ -15,5 +16,5 @@ end
 function request()
   counter = counter + 1
   local body = '{"name":"bench ' .. (tid or 0) .. "-" .. counter .. '","scopes":["read"]}'
-  return wrk.format("POST", "/v1/keys", headers, body)
+  return wrk.format("POST", nil, headers, body)
 end

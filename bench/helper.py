@@ -422,7 +422,14 @@ def render_run(run):
         "The ceilings, measured right before each row: (a) `examples/ceiling.rs`, a bare axum JSON handler in a "
         "process of its own; (b) the same handler in keygate's process, outside its middleware "
         "(`POST /_bench/bare`); (c) the same handler inside keygate's middleware (`POST /_bench/middleware`). "
-        "c / b is what the middleware keeps of the bare handler's throughput.",
+        "c / b is what the middleware keeps of the bare handler's throughput. "
+        + (
+            "The ceilings of the rows whose requests a script makes anew (verify, CheckTemporaryKey, create) "
+            "were sent those very requests (the same script and arguments, the URL swapped), so that wrk spent as "
+            "much per request on them as on the row; the other rows' ceilings got one fixed request."
+            if s.get("ceiling_requests") == "row"
+            else "Every ceiling was sent one fixed request (`bench/post.lua`), whatever the row's requests."
+        ),
         "",
         "| row | (a) req/s, p99 | (b) req/s, p99 | (c) req/s, p99 | c / b |",
         "|---|---|---|---|---|",
@@ -589,6 +596,8 @@ def drive(url, n, conns, kind, setup_json):
         if kind == "ctk":
             body = json.dumps({"TemporaryKey": temp[i % len(temp)]})
             return "/api/v1/Agents/Person/CheckTemporaryKey", body, {**js, "Authorization": f"SOTicket {s['ticket']}"}
+        if kind == "tedee":
+            return "/api/v37/my/personalaccesskey", None, {"Authorization": f"PersonalKey {s['tedee_key']}"}
         die(f"drive: unknown kind {kind}")
 
     failed = []
@@ -598,7 +607,7 @@ def drive(url, n, conns, kind, setup_json):
         try:
             for i in range(k, n, conns):
                 path, body, headers = request(i)
-                c.call("POST", path, body, headers, expect=(200,))
+                c.call("GET" if body is None else "POST", path, body, headers, expect=(200,))
         except SystemExit as e:
             failed.append(str(e))
 

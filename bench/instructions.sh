@@ -13,7 +13,8 @@
 # a SuperOffice ticket, temporary keys) plus native keys, and for each kind sends warm-up requests,
 # then counts exactly N requests: `bare` (POST /_bench/bare, outside the middleware), `middleware`
 # (POST /_bench/middleware), `verify` (POST /v1/keys/verify by X-API-Key, a cached key),
-# `ctk` (CheckTemporaryKey by SOTicket); then the ceiling, examples/ceiling.rs in its own process.
+# `ctk` (CheckTemporaryKey by SOTicket), `tedee` (GET .../personalaccesskey by PersonalKey, when
+# asked for); then the ceiling, examples/ceiling.rs in its own process.
 # Each line shows the instructions per request, those of the secret digest (HMAC-SHA-256:
 # valgrind's CPU lacks the SHA extensions, so there it runs in software, many times its real
 # cost) and the rest. The callgrind files stay in target/bench/instructions-<label>/ for
@@ -22,7 +23,7 @@
 # Settings (environment):
 #   N=3000            requests counted per kind (after 1,000 unmeasured)
 #   CONNS=8           keep-alive connections
-#   KINDS="bare middleware verify ctk"
+#   KINDS="bare middleware verify ctk"  (also: tedee, GET .../personalaccesskey by PersonalKey)
 #   TARGET_DIR=target/prof  cargo's target directory (built with line tables)
 # It needs valgrind, python3 and curl (valgrind installed with apt-get when missing, as root).
 set -euo pipefail
@@ -41,7 +42,7 @@ CONNS="${CONNS:-8}"
 KINDS="${KINDS:-bare middleware verify ctk}"
 TARGET_DIR="${TARGET_DIR:-target/prof}"
 for k in $KINDS; do
-    [[ " bare middleware verify ctk " == *" $k "* ]] || die "unknown kind $k in KINDS"
+    [[ " bare middleware verify ctk tedee " == *" $k "* ]] || die "unknown kind $k in KINDS"
 done
 if ! command -v valgrind >/dev/null; then
     [[ $(id -u) -eq 0 ]] || die "valgrind is missing (apt-get install valgrind)"

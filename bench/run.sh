@@ -9,7 +9,8 @@
 # issue 16's table with wrk for DURATION seconds. Right before each row it measures the three
 # ceilings: (a) the bare handler of examples/ceiling.rs in a process of its own, (b) the same
 # handler in keygate's process outside its middleware (POST /_bench/bare), (c) inside it
-# (POST /_bench/middleware). Any answer that is not 2xx, or any socket error, fails the run.
+# (POST /_bench/middleware); a row whose script makes each request anew has its ceilings sent
+# those same requests. Any answer that is not 2xx, or any socket error, fails the run.
 # It rewrites only its own section of BENCHMARKS.md (between the bench/run.sh markers); with
 # --label after, the stored "before" run stays next to the new one. wrk's raw outputs stay in
 # target/bench/<database>-<label>/.
@@ -206,17 +207,22 @@ per_request() {
     }' >&2
 }
 requests() { awk '/requests in/ {print $1; exit}' "$RAW/$1.txt"; }
-# ceiling ID SUFFIX PID LABEL URL: one ceiling run, with the serving process's CPU per request.
+# ceiling ID SUFFIX PID LABEL URL [WRK_ARGS...]: one ceiling run, with the serving process's CPU
+# per request. Without WRK_ARGS, wrk sends one fixed request (bench/post.lua, CEIL_BODY); with
+# them (a row whose script makes each request anew), it sends the row's own requests, so that wrk
+# spends as much per request on the ceiling as on the row.
 ceiling() {
-    local u0 s0 u1 s1 counting=
-    [[ -z "$SYSCALLS" || "$3" != "$PID" ]] || counting=1
-    [[ -z "$counting" ]] || count_syscalls "$1.$2"
-    read -r u0 s0 < <(cpu_ticks "$3")
-    drive "$1.$2" -s bench/post.lua "$5" -- "$CEIL_BODY"
-    read -r u1 s1 < <(cpu_ticks "$3")
-    $H show "$RAW/$1.$2.txt" "$4" >&2
-    per_request "$4" "$u0" "$s0" "$u1" "$s1" "$(requests "$1.$2")" "$RAW/$1.$2.cpu.json"
-    [[ -z "$counting" ]] || syscalls_per_request "$1.$2" "$4"
+    local u0 s0 u1 s1 counting= id="$1" suffix="$2" pid="$3" label="$4" url="$5"
+    shift 5
+    (($#)) || set -- -s bench/post.lua -- "$CEIL_BODY"
+    [[ -z "$SYSCALLS" || "$pid" != "$PID" ]] || counting=1
+    [[ -z "$counting" ]] || count_syscalls "$id.$suffix"
+    read -r u0 s0 < <(cpu_ticks "$pid")
+    drive "$id.$suffix" "$url" "$@"
+    read -r u1 s1 < <(cpu_ticks "$pid")
+    $H show "$RAW/$id.$suffix.txt" "$label" >&2
+    per_request "$label" "$u0" "$s0" "$u1" "$s1" "$(requests "$id.$suffix")" "$RAW/$id.$suffix.cpu.json"
+    [[ -z "$counting" ]] || syscalls_per_request "$id.$suffix" "$label"
 }
 # count_syscalls NAME: keygate's system calls and context switches while wrk runs (SYSCALLS=1),
 # into RAW/NAME.syscalls.csv; syscalls_per_request NAME LABEL prints them per request.
@@ -247,14 +253,20 @@ drive() {
     $H wrk "$RAW/$name.txt" >/dev/null || { cat "$RAW/$name.txt" >&2; die "$name: errors"; }
     sleep 1
 }
-# row ID KIND SIZE TITLE WRK_ARGS...: the three ceilings, then the row, appended to RESULTS.
+# row ID KIND SIZE TITLE URL WRK_ARGS...: the three ceilings, then the row, appended to RESULTS.
+# A row whose requests come from a script of its own (-s other than bench/post.lua: each
+# request made anew, a random key in its body) has its ceilings driven by that same script and
+# arguments (the URL swapped): wrk's Lua per request costs wrk about 2 us of CPU on these cores,
+# which would otherwise count against the row alone. The other rows' ceilings get one fixed request.
 row() {
-    local id="$1" kind="$2" size="$3" title="$4"
-    shift 4
+    local id="$1" kind="$2" size="$3" title="$4" url="$5"
+    shift 5
+    local same=()
+    [[ "${1:-}" != -s || "${2:-}" == bench/post.lua ]] || same=("$@")
     echo "== $title" >&2
-    ceiling "$id" ceil_a "$CPID" "(a) ceiling, own process" "$CEILING"
-    ceiling "$id" ceil_b "$PID" "(b) in keygate, bare" "$KG/_bench/bare"
-    ceiling "$id" ceil_c "$PID" "(c) in keygate, middleware" "$KG/_bench/middleware"
+    ceiling "$id" ceil_a "$CPID" "(a) ceiling, own process" "$CEILING" "${same[@]}"
+    ceiling "$id" ceil_b "$PID" "(b) in keygate, bare" "$KG/_bench/bare" "${same[@]}"
+    ceiling "$id" ceil_c "$PID" "(c) in keygate, middleware" "$KG/_bench/middleware" "${same[@]}"
     # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
     echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
     local perf_pid=
@@ -272,7 +284,7 @@ row() {
     local u0 s0 u1 s1 f0 f1
     read -r u0 s0 < <(cpu_ticks)
     f0=$(minor_faults)
-    drive "$id.main" "$@"
+    drive "$id.main" "$url" "$@"
     read -r u1 s1 < <(cpu_ticks)
     f1=$(minor_faults)
     [[ -z "$SYSCALLS" ]] || syscalls_per_request "$id.main" keygate
@@ -329,7 +341,7 @@ verify_row() {
     local n="$1"
     row "verify-$n" verify "$n" \
         "\`POST /v1/keys/verify\` by \`X-API-Key\`, random keys of $(thousands "$n") ($UNKNOWN_PCT unknown)" \
-        -s bench/verify.lua "$KG" -- "$APIKEY" "$n" "$UNKNOWN_SHARE"
+        "$KG/v1/keys/verify" -s bench/verify.lua -- "$APIKEY" "$n" "$UNKNOWN_SHARE"
 }
 
 SEEDED=0
@@ -351,17 +363,18 @@ for N in $SIZES; do
     # The other rows run once, after the first verify size.
     wanted superoffice && row superoffice superoffice "$TEMP_KEYS" \
         "SuperOffice \`CheckTemporaryKey\` by \`SOTicket\`, random keys of $(thousands "$TEMP_KEYS") ($UNKNOWN_PCT unknown)" \
-        -s bench/check_temporary_key.lua "$KG" -- "$TICKET" "$WORK/temp-keys.txt" "$UNKNOWN_SHARE"
+        "$KG/api/v1/Agents/Person/CheckTemporaryKey" \
+        -s bench/check_temporary_key.lua -- "$TICKET" "$WORK/temp-keys.txt" "$UNKNOWN_SHARE"
     wanted tedee && row tedee tedee "$TEDEE_KEYS" \
         "Tedee \`GET .../personalaccesskey\` by \`PersonalKey\`, $(thousands "$TEDEE_KEYS") other keys in the org" \
-        -H "Authorization: PersonalKey $TEDEE_KEY" "$KG/api/v37/my/personalaccesskey"
+        "$KG/api/v37/my/personalaccesskey" -H "Authorization: PersonalKey $TEDEE_KEY"
     if wanted use; then
         $H check "$KG" "$SETUP" use
         # Exactness: used_count must grow by the answers wrk counted, plus at most the requests
         # in flight when it stopped (answered after it counted them).
         U0=$($H used "$KG" "$SETUP")
         row use use 1 "contended \`POST /v1/keys/{id}/use\`, one key without a use limit" \
-            -H "X-API-Key: $APIKEY" -s bench/post.lua "$KG/v1/keys/$USE_ID/use"
+            "$KG/v1/keys/$USE_ID/use" -s bench/post.lua -H "X-API-Key: $APIKEY"
         sleep 1
         U1=$($H used "$KG" "$SETUP")
         # Patch the use row's extra with the counts (row() wrote it with {}).
@@ -377,7 +390,7 @@ if not r["extra"]["exact"]:
     print(f"bench: used_count grew by {delta} for {answered} answers", file=sys.stderr)
 EOF
     fi
-    wanted create && row create create 0 "\`POST /v1/keys\` (create)" -s bench/create.lua "$KG" -- "$APIKEY"
+    wanted create && row create create 0 "\`POST /v1/keys\` (create)" "$KG/v1/keys" -s bench/create.lua -- "$APIKEY"
 done
 
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -427,6 +440,8 @@ meta = {
         "threads": int(e["B_THREADS"]),
         "log_level": e["B_LOG_LEVEL"],
         "hwm_reset": e["B_HWM_RESET"] == "1",
+        # The ceilings of a row with a script of its own get the row's requests (see row()).
+        "ceiling_requests": "row",
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))

@@ -1,6 +1,7 @@
--- bench/run.sh: POST /v1/keys/verify, each request with a key picked at random out of the N keys
+-- bench/run.sh: POST /v1/keys/verify (to the URL wrk is given), each request with a key picked at random out of the N keys
 -- that bench/helper.py seeded (kgb_<i>.benchsecret<i>, 0 <= i < N), and a share of unknown keys.
 -- Usage: wrk ... -s bench/verify.lua URL -- API_KEY N [UNKNOWN_SHARE, default 0.1]
+-- (URL: keygate's .../v1/keys/verify, or a ceiling's, which then gets the very same requests)
 local threads = 0
 
 function setup(thread)
@@ -23,5 +24,5 @@ function request()
   else
     key = "kgb_" .. i .. ".benchsecret" .. i
   end
-  return wrk.format("POST", "/v1/keys/verify", headers, '{"key":"' .. key .. '","scope":"read"}')
+  return wrk.format("POST", nil, headers, '{"key":"' .. key .. '","scope":"read"}')
 end
