@@ -131,6 +131,11 @@ mod wire_time {
     }
 }
 
+/// Uses left, when limited (never below zero).
+fn remaining(c: &Credential) -> Option<i64> {
+    c.max_uses.map(|m| m.saturating_sub(c.used_count).max(0))
+}
+
 impl From<&Credential> for KeyView {
     fn from(c: &Credential) -> Self {
         KeyView {
@@ -144,7 +149,7 @@ impl From<&Credential> for KeyView {
             expires_at: c.expires_at,
             max_uses: c.max_uses,
             used_count: c.used_count,
-            remaining: c.max_uses.map(|m| (m - c.used_count).max(0)),
+            remaining: remaining(c),
             allowed_users: c.allowed_users.clone(),
             subject: c.subject.clone(),
             metadata: match &c.metadata {
@@ -396,51 +401,24 @@ pub struct VerifyResponse {
     pub key: Option<KeyView>,
 }
 
-impl From<Verification> for VerifyResponse {
-    fn from(v: Verification) -> Self {
+/// The answer's schema and `serde` form; [`VerifyJson`] writes the same bytes straight from the
+/// [`Verification`] (the tests hold them equal).
+impl From<&Verification> for VerifyResponse {
+    fn from(v: &Verification) -> Self {
         VerifyResponse {
             valid: v.code.is_valid(),
             code: v.code,
-            key: v.credential.map(KeyView::from),
+            key: v.credential.as_deref().map(KeyView::from),
         }
     }
 }
 
-/// The same view as `From<&Credential>`, moving the credential's strings and lists rather than
-/// copying them (verify and use answer a credential they own).
-impl From<Credential> for KeyView {
-    fn from(c: Credential) -> Self {
-        KeyView {
-            id: c.id,
-            kind: c.kind,
-            remaining: c.max_uses.map(|m| (m - c.used_count).max(0)),
-            name: c.name,
-            prefix: c.prefix,
-            owner_id: c.owner_id,
-            scopes: c.scopes,
-            not_before: c.not_before,
-            expires_at: c.expires_at,
-            max_uses: c.max_uses,
-            used_count: c.used_count,
-            allowed_users: c.allowed_users,
-            subject: c.subject,
-            metadata: match c.metadata {
-                m @ serde_json::Value::Object(_) => m,
-                _ => serde_json::json!({}),
-            },
-            created_at: c.created_at,
-            created_by: c.created_by,
-            updated_at: c.updated_at,
-            revoked_at: c.revoked_at,
-            revoked_by: c.revoked_by,
-        }
-    }
-}
-
-/// What verify and use answer, as `Json` would send it (`application/json`, the same bytes), but
-/// serialized into a buffer sized for a typical answer up front: `Json` starts at 128 bytes and
-/// grew (and copied) three times per answer.
-pub struct VerifyJson(pub VerifyResponse);
+/// What verify and use answer, as `Json(VerifyResponse::from(&v))` would send it
+/// (`application/json`, the same bytes), but written from the credential itself (often the
+/// credential cache's own, shared: no copy of its strings, lists and JSON values per answer),
+/// into a buffer sized for a typical answer up front: `Json` starts at 128 bytes and grew (and
+/// copied) three times per answer.
+pub struct VerifyJson(pub Verification);
 
 /// Room for a verify answer with a key of ordinary name, scopes and metadata.
 const VERIFY_ANSWER_BYTES: usize = 1024;
@@ -464,26 +442,28 @@ impl IntoResponse for VerifyJson {
 /// of every member name, id and timestamp (6% of a verify's instructions). A string that needs
 /// escaping, a `Value` and a year chrono writes with a sign still go through `serde_json`.
 mod answer_json {
-    use super::{KeyView, VerifyResponse, wire_time};
+    use super::{Verification, remaining, wire_time};
+    use crate::core::credential::Credential;
     use chrono::{DateTime, Utc};
     use uuid::Uuid;
 
     type Out = Vec<u8>;
 
-    pub(super) fn verify(r: &VerifyResponse, out: &mut Out) -> serde_json::Result<()> {
-        out.extend_from_slice(if r.valid {
+    pub(super) fn verify(v: &Verification, out: &mut Out) -> serde_json::Result<()> {
+        out.extend_from_slice(if v.code.is_valid() {
             b"{\"valid\":true,\"code\":\""
         } else {
             b"{\"valid\":false,\"code\":\""
         });
-        out.extend_from_slice(r.code.as_str().as_bytes());
+        out.extend_from_slice(v.code.as_str().as_bytes());
         out.extend_from_slice(b"\",\"key\":");
-        opt(r.key.as_ref(), out, key)?;
+        opt(v.credential.as_deref(), out, key)?;
         out.push(b'}');
         Ok(())
     }
 
-    fn key(k: &KeyView, out: &mut Out) -> serde_json::Result<()> {
+    /// A [`super::KeyView`]'s members, in its order, from the credential.
+    fn key(k: &Credential, out: &mut Out) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"id\":");
         uuid(k.id, out)?;
         out.extend_from_slice(b",\"kind\":\"");
@@ -505,13 +485,17 @@ mod answer_json {
         out.extend_from_slice(b",\"used_count\":");
         int(k.used_count, out)?;
         out.extend_from_slice(b",\"remaining\":");
-        opt(k.remaining, out, int)?;
+        opt(remaining(k), out, int)?;
         out.extend_from_slice(b",\"allowed_users\":");
         list(k.allowed_users.iter().copied(), out, uuid)?;
         out.extend_from_slice(b",\"subject\":");
         serde_json::to_writer(&mut *out, &k.subject)?;
         out.extend_from_slice(b",\"metadata\":");
-        serde_json::to_writer(&mut *out, &k.metadata)?;
+        if k.metadata.is_object() {
+            serde_json::to_writer(&mut *out, &k.metadata)?;
+        } else {
+            out.extend_from_slice(b"{}");
+        }
         out.extend_from_slice(b",\"created_at\":");
         time(&k.created_at, out)?;
         out.extend_from_slice(b",\"created_by\":");
@@ -618,7 +602,7 @@ pub async fn verify(
         .svc
         .verify_key(&p, &req.key, req.scope, req.user, req.consume)
         .await?;
-    Ok(VerifyJson(v.into()))
+    Ok(VerifyJson(v))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -641,7 +625,7 @@ pub async fn use_key(
 ) -> ApiResult<VerifyJson> {
     let id = parse_uuid("id", &id)?;
     let v = st.svc.use_key(&p, id, req.scope, req.user).await?;
-    Ok(VerifyJson(v.into()))
+    Ok(VerifyJson(v))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -727,46 +711,51 @@ mod tests {
                     .unwrap(),
             )
         };
-        let answer = || VerifyResponse {
-            valid: true,
-            code: Code::Valid,
-            key: Some(KeyView::from(Credential {
-                id: Uuid::from_u128(1),
-                org_id: Uuid::from_u128(2),
-                kind: Kind::Api,
-                owner_id: Some(Uuid::from_u128(3)),
-                name: "na\"me ✓\n".into(),
-                prefix: "kg_1234".into(),
-                hash: vec![1, 2, 3],
-                scopes: vec!["read".into(), "write".into()],
-                not_before: Some(at(1_000)),
-                expires_at: None,
-                max_uses: Some(5),
-                used_count: 2,
-                allowed_users: vec![Uuid::from_u128(4)],
-                subject: serde_json::json!({"domain": "PublicFaq", "target_id": 7}),
-                metadata: serde_json::json!({"note": "x".repeat(2000)}),
-                created_at: at(0),
-                created_by: "user:1".into(),
-                updated_at: at(123_456_789),
-                updated_by: "user:1".into(),
-                revoked_at: Some(at(5_000_000)),
-                revoked_by: Some("api_key:9".into()),
-            })),
+        let credential = |metadata| Credential {
+            id: Uuid::from_u128(1),
+            org_id: Uuid::from_u128(2),
+            kind: Kind::Api,
+            owner_id: Some(Uuid::from_u128(3)),
+            name: "na\"me ✓\n".into(),
+            prefix: "kg_1234".into(),
+            hash: vec![1, 2, 3],
+            scopes: vec!["read".into(), "write".into()],
+            not_before: Some(at(1_000)),
+            expires_at: None,
+            max_uses: Some(5),
+            used_count: 2,
+            allowed_users: vec![Uuid::from_u128(4)],
+            subject: serde_json::json!({"domain": "PublicFaq", "target_id": 7}),
+            metadata,
+            created_at: at(0),
+            created_by: "user:1".into(),
+            updated_at: at(123_456_789),
+            updated_by: "user:1".into(),
+            revoked_at: Some(at(5_000_000)),
+            revoked_by: Some("api_key:9".into()),
         };
-        let ours = VerifyJson(answer()).into_response();
-        let theirs = Json(answer()).into_response();
-        assert_eq!(ours.status(), theirs.status());
-        assert_eq!(ours.headers(), theirs.headers());
-        let ours = axum::body::to_bytes(ours.into_body(), usize::MAX).await.unwrap();
-        let theirs = axum::body::to_bytes(theirs.into_body(), usize::MAX).await.unwrap();
-        assert_eq!(ours, theirs);
-        let empty = || VerifyResponse {
-            valid: false,
+        // Metadata that is no object is answered as `{}`, as the view shows it.
+        for metadata in [serde_json::json!({"note": "x".repeat(2000)}), serde_json::Value::Null] {
+            let answer = || Verification {
+                code: Code::Valid,
+                credential: Some(std::sync::Arc::new(credential(metadata.clone()))),
+            };
+            let ours = VerifyJson(answer()).into_response();
+            let theirs = Json(VerifyResponse::from(&answer())).into_response();
+            assert_eq!(ours.status(), theirs.status());
+            assert_eq!(ours.headers(), theirs.headers());
+            let ours = axum::body::to_bytes(ours.into_body(), usize::MAX).await.unwrap();
+            let theirs = axum::body::to_bytes(theirs.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(ours, theirs);
+            let ours: serde_json::Value = serde_json::from_slice(&ours).unwrap();
+            assert!(ours["key"]["metadata"].is_object(), "{metadata}");
+            assert_eq!(ours["key"]["remaining"], 3);
+        }
+        let empty = Verification {
             code: Code::NotFound,
-            key: None,
+            credential: None,
         };
-        let ours = axum::body::to_bytes(VerifyJson(empty()).into_response().into_body(), usize::MAX)
+        let ours = axum::body::to_bytes(VerifyJson(empty).into_response().into_body(), usize::MAX)
             .await
             .unwrap();
         assert_eq!(&ours[..], br#"{"valid":false,"code":"NOT_FOUND","key":null}"#);
@@ -787,8 +776,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The hand-written verify answer is serde_json's, byte for byte, for any strings (quotes,
-        /// backslashes, control characters, any Unicode), numbers, timestamps and JSON values.
+        /// The hand-written verify answer is serde_json's of the view, byte for byte, for any strings
+        /// (quotes, backslashes, control characters, any Unicode), numbers, timestamps, JSON values
+        /// and metadata that is no object.
         #[test]
         fn the_verify_answer_is_serde_jsons(
             name in "\\PC*|[\"\\\\\u{0}-\u{1f}\u{7f}a-z✓]{0,12}",
@@ -800,34 +790,43 @@ mod tests {
             secs in (-62_135_596_800i64..253_402_300_799, 0u32..2_000_000_000),
             valid: bool,
             note in ".{0,6}",
+            metadata_is_object: bool,
             ids in (proptest::num::u128::ANY, proptest::option::of(proptest::num::u128::ANY)),
         ) {
             let at = chrono::DateTime::from_timestamp(secs.0, secs.1 % 1_000_000_000).unwrap();
-            let view = KeyView {
+            let credential = Credential {
                 id: Uuid::from_u128(ids.0),
+                org_id: Uuid::from_u128(ids.0 ^ 1),
                 kind: Kind::Share,
+                owner_id: ids.1.map(Uuid::from_u128),
                 name,
                 prefix,
-                owner_id: ids.1.map(Uuid::from_u128),
+                hash: vec![7; 32],
                 scopes,
                 not_before: Some(at),
                 expires_at: if valid { None } else { Some(at) },
                 max_uses: counts.0,
                 used_count: counts.1,
-                remaining: counts.0.map(|m| m / 2),
                 allowed_users: ids.1.map(Uuid::from_u128).into_iter().collect(),
                 subject: serde_json::json!({"n": note, "x": [1, 2.5, null]}),
-                metadata: serde_json::json!({"note": note}),
+                metadata: if metadata_is_object { serde_json::json!({"note": note}) } else { serde_json::json!(note) },
                 created_at: at,
-                created_by: by,
+                created_by: by.clone(),
                 updated_at: at,
+                updated_by: by,
                 revoked_at: revoked_by.as_ref().map(|_| at),
                 revoked_by,
             };
-            let r = VerifyResponse { valid, code: if valid { Code::Valid } else { Code::Expired }, key: Some(view) };
+            let v = Verification {
+                code: if valid { Code::Valid } else { Code::Expired },
+                credential: Some(std::sync::Arc::new(credential)),
+            };
             let mut ours = vec![];
-            answer_json::verify(&r, &mut ours).unwrap();
-            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&r).unwrap());
+            answer_json::verify(&v, &mut ours).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&VerifyResponse::from(&v)).unwrap()
+            );
         }
     }
 

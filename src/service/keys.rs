@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::store::{ConsumeOutcome, CredentialFilter};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 /// The shape of a new key's secret.
@@ -64,8 +64,9 @@ fn count_verification(code: Code) {
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub code: Code,
-    /// The credential, only when the caller may know it exists.
-    pub credential: Option<Credential>,
+    /// The credential, only when the caller may know it exists (shared with the credential
+    /// cache when it came from there: the answer is written from it, never copied).
+    pub credential: Option<Arc<Credential>>,
 }
 
 /// Refuse a field that a kind does not take, so that nothing sent is silently dropped.
@@ -409,10 +410,7 @@ impl Service {
         let visible = if code == Code::NotFound { None } else { found };
         let result = match (code, visible) {
             (Code::Valid, Some(c)) if consume => self.consume(by, &c, &ctx).await?,
-            (code, credential) => Verification {
-                code,
-                credential: credential.map(std::sync::Arc::unwrap_or_clone),
-            },
+            (code, credential) => Verification { code, credential },
         };
         count_verification(result.code);
         Ok(result)
@@ -425,7 +423,7 @@ impl Service {
         match self.store.consume_use(c.org_id, c.id, now, &e, &[]).await? {
             ConsumeOutcome::Used(c, _) => Ok(Verification {
                 code: Code::Valid,
-                credential: Some(c),
+                credential: Some(Arc::new(c)),
             }),
             ConsumeOutcome::Refused(c) => {
                 // Lost a race (or the state changed): report why it is not usable now.
@@ -433,7 +431,10 @@ impl Service {
                     Code::Valid => Code::UsageExceeded,
                     other => other,
                 };
-                Ok(Verification { code, credential: c })
+                Ok(Verification {
+                    code,
+                    credential: c.map(Arc::new),
+                })
             }
         }
     }
@@ -471,7 +472,7 @@ impl Service {
                     Code::Valid => self.consume(by, &c, &ctx).await?,
                     code => Verification {
                         code,
-                        credential: Some(c),
+                        credential: Some(Arc::new(c)),
                     },
                 }
             }

@@ -666,11 +666,11 @@ impl Service {
             {
                 Ok((_, after)) => Verification {
                     code: Code::Valid,
-                    credential: Some(after),
+                    credential: Some(std::sync::Arc::new(after)),
                 },
                 Err(code) => Verification {
                     code,
-                    credential: Some(before),
+                    credential: Some(std::sync::Arc::new(before)),
                 },
             },
         )
