@@ -328,7 +328,8 @@ def wrk(path):
 
 
 def row(raw, id_, kind, size, title, hwm_kb, rss_kb, extra):
-    """One row of the results: the row's run and its three ceilings, as one JSON line."""
+    """One row of the results: the row's run and its three ceilings, as one JSON line. With ROUNDS,
+    ID_ is <row>@r<k> (round k's raw files)."""
     parts = {p: parse_wrk(open(f"{raw}/{id_}.{p}.txt").read()) for p in ("main", "ceil_a", "ceil_b", "ceil_c")}
     for p, part in parts.items():
         # The serving process's CPU time per request (bench/run.sh's per_request), when measured.
@@ -336,7 +337,44 @@ def row(raw, id_, kind, size, title, hwm_kb, rss_kb, extra):
             part["cpu"] = json.load(open(f"{raw}/{id_}.{p}.cpu.json"))
     parts["main"]["hwm_kb"] = int(hwm_kb)
     parts["main"]["rss_kb"] = int(rss_kb)
-    print(json.dumps({"row": id_, "kind": kind, "size": int(size), "title": title, **parts, "extra": json.loads(extra)}))
+    name, _, round_ = id_.partition("@r")
+    out = {"row": name, "kind": kind, "size": int(size), "title": title, **parts, "extra": json.loads(extra)}
+    if round_:
+        out["round"] = int(round_)
+    print(json.dumps(out))
+
+
+def ratio_a(r):
+    return r["main"]["rps"] / r["ceil_a"]["rps"]
+
+
+def collapse(rows):
+    """ROUNDS: a row's rounds become the one whose req/s ratio to ceiling (a) is the median (the
+    lower one of an even count), carrying every round's ratios in `rounds`, in the order run."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["row"], []).append(r)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        chosen = dict(sorted(group, key=ratio_a)[(len(group) - 1) // 2])
+        # The row's peak RSS: the highest of its rounds.
+        chosen["main"] = {**chosen["main"], "hwm_kb": max(r["main"].get("hwm_kb", 0) for r in group)}
+        chosen["rounds"] = [
+            {
+                "round": r.get("round"),
+                "a": round(ratio_a(r), 3),
+                "b": round(r["main"]["rps"] / r["ceil_b"]["rps"], 3),
+                "rps": r["main"]["rps"],
+                **({"cpu_a": round(r["main"]["cpu"]["cpu_us"] / r["ceil_a"]["cpu"]["cpu_us"], 3)}
+                   if "cpu" in r["main"] and "cpu" in r["ceil_a"] else {}),
+            }
+            for r in group
+        ]
+        out.append(chosen)
+    return out
 
 
 def show(path, what):
@@ -465,10 +503,24 @@ def render_run(run):
             )
         if r["kind"] == "use":
             notes.append(
-                f"- Uses: `used_count` grew by {x['delta']:,} while wrk counted {m['requests']:,} answers "
+                f"- Uses: `used_count` grew by {x['delta']:,} while wrk counted {x.get('answered', m['requests']):,} answers "
                 f"(requests still in flight when wrk stops are answered after it counted), so the count is "
                 f"{'exact' if x['exact'] else 'NOT exact'}."
             )
+    if any("rounds" in r for r in rows):
+        notes.append(
+            f"- Rounds: each row ran {s.get('rounds', '?')} times, its three ceilings right before each round; the "
+            "tables show the round whose req/s ratio to ceiling (a) is the median (its peak RSS: the highest of the "
+            "rounds). Every round's ratios to (a) / (b)"
+            + (" and its CPU per request against (a)'s" if all("cpu_a" in x for r in rows for x in r.get("rounds", [])) else "")
+            + ", in the order run:"
+        )
+        for r in rows:
+            if "rounds" in r:
+                each = ", ".join(
+                    f"{x['a']:.2f} / {x['b']:.2f}" + (f" ({x['cpu_a']:.2f})" if "cpu_a" in x else "") for x in r["rounds"]
+                )
+                notes.append(f"  - {r['title']}: {each}")
     notes.append(
         f"- Every row got only 2xx answers (wrk's non-2xx and socket-error counts were 0). Peak RSS is keygate's "
         f"`VmHWM`, reset before each row{'' if s.get('hwm_reset') else ' (could not be reset: the peak so far)'}."
@@ -507,7 +559,9 @@ def wrap(lines):
         if len(line) <= 110 or line.startswith(("|", "<!--", "#")):
             out.append(line)
         else:
-            indent = "  " if line.startswith("- ") else ""
+            # A list item's lines continue under its text (a nested item's too).
+            lead = len(line) - len(line.lstrip(" "))
+            indent = " " * (lead + 2) if line.lstrip(" ").startswith("- ") else ""
             out += textwrap.wrap(line, 110, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
     return out
 
@@ -542,7 +596,7 @@ def render_section(runs):
 
 def report(results_jsonl, meta_json, md_path):
     run = json.load(open(meta_json))
-    run["rows"] = [json.loads(line) for line in open(results_jsonl) if line.strip()]
+    run["rows"] = collapse([json.loads(line) for line in open(results_jsonl) if line.strip()])
     text = open(md_path).read() if os.path.exists(md_path) else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)

@@ -28,6 +28,9 @@
 #   BENCHMARKS=BENCHMARKS.md  the file to write
 #   TEMP_KEYS=1000, TEDEE_KEYS=6500, UNKNOWN_SHARE=0.1
 #   ROWS="verify superoffice tedee use create"  the rows to drive (a scratch run: set BENCHMARKS too)
+#   ROUNDS=1           each row (with its three ceilings right before it) run this many times in a
+#                      row; the report shows the round whose req/s ratio to ceiling (a) is the median,
+#                      and every round's ratios (a shared machine moves single rounds by ±20%)
 #   PROFILE=1          perf record (cpu-clock, dwarf call graphs) keygate during each row:
 #                      RAW/<row>.perf.txt, functions by inclusive share (build with debug line tables
 #                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
@@ -62,6 +65,8 @@ LABEL="${BENCH_LABEL:-before}"
 . bench/label.sh
 parse_label "$@"
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-1}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: ROUNDS must be a positive integer" >&2; exit 1; }
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-$(nproc)}"
 SIZES="$(tr ' ' '\n' <<<"${SIZES:-1000 1000000}" | grep . | sort -n | xargs)"
@@ -263,55 +268,61 @@ row() {
     shift 5
     local same=()
     [[ "${1:-}" != -s || "${2:-}" == bench/post.lua ]] || same=("$@")
-    echo "== $title" >&2
-    ceiling "$id" ceil_a "$CPID" "(a) ceiling, own process" "$CEILING" "${same[@]}"
-    ceiling "$id" ceil_b "$PID" "(b) in keygate, bare" "$KG/_bench/bare" "${same[@]}"
-    ceiling "$id" ceil_c "$PID" "(c) in keygate, middleware" "$KG/_bench/middleware" "${same[@]}"
-    # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
-    echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
-    local perf_pid=
-    if [[ -n "$PROFILE" ]]; then
-        perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$RAW/$id.perf.data" \
-            -- sleep "$DURATION" >/dev/null 2>&1 &
-        perf_pid=$!
-    fi
-    local trace_pid=
-    [[ -z "$SYSCALLS" ]] || count_syscalls "$id.main"
-    if [[ "$SYSCALLS" == names ]]; then
-        perf trace -s -p "$PID" -o "$RAW/$id.syscalls.txt" -- sleep "$DURATION" >/dev/null 2>&1 &
-        trace_pid=$!
-    fi
-    local u0 s0 u1 s1 f0 f1
-    read -r u0 s0 < <(cpu_ticks)
-    f0=$(minor_faults)
-    drive "$id.main" "$url" "$@"
-    read -r u1 s1 < <(cpu_ticks)
-    f1=$(minor_faults)
-    [[ -z "$SYSCALLS" ]] || syscalls_per_request "$id.main" keygate
-    if [[ -n "$trace_pid" ]]; then
-        wait "$trace_pid" || true
-        echo "   system calls by name: $RAW/$id.syscalls.txt" >&2
-    fi
-    if [[ -n "$perf_pid" ]]; then
-        wait "$perf_pid" || true
-        # Inclusive and self shares per function (-g none: no call chains printed).
-        perf report -i "$RAW/$id.perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
-            grep -v "^#" | grep . | sed "s/  *-  *-  *$//" | head -150 >"$RAW/$id.perf.txt" || true
-        echo "   profile: $RAW/$id.perf.txt" >&2
-    fi
-    $H show "$RAW/$id.main.txt" "$id" >&2
-    local hwm rss
-    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
-    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
-    local file
-    file=$(awk '/^RssFile/ {print $2}' "/proc/$PID/status")
-    echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB (of it file-backed $((file / 1024)) MiB)" >&2
-    # keygate's own CPU time over the row (user + system, from /proc): a figure that another
-    # process's load on a shared machine disturbs far less than req/s.
-    per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$id.main")" "$RAW/$id.main.cpu.json"
-    awk -v f=$((f1 - f0)) -v n="$(requests "$id.main")" \
-        'BEGIN { if (n > 0) printf "   keygate minor page faults per request: %.3f\n", f / n }' >&2
-    $H row "$RAW" "$id" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
+    local k rid
+    for ((k = 1; k <= ROUNDS; k++)); do
+        # Raw files of round k: <id>@r<k>.* (helper.py's row reads the round from the name).
+        rid="$id"
+        ((ROUNDS == 1)) || rid="$id@r$k"
+        echo "== $title$( ((ROUNDS == 1)) || echo " (round $k of $ROUNDS)")" >&2
+        ceiling "$rid" ceil_a "$CPID" "(a) ceiling, own process" "$CEILING" "${same[@]}"
+        ceiling "$rid" ceil_b "$PID" "(b) in keygate, bare" "$KG/_bench/bare" "${same[@]}"
+        ceiling "$rid" ceil_c "$PID" "(c) in keygate, middleware" "$KG/_bench/middleware" "${same[@]}"
+        # Reset the peak RSS to the current RSS, so VmHWM is this row's peak.
+        echo 5 >"/proc/$PID/clear_refs" 2>/dev/null || HWM_RESET=0
+        local perf_pid=
+        if [[ -n "$PROFILE" ]]; then
+            perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$PID" -o "$RAW/$rid.perf.data" \
+                -- sleep "$DURATION" >/dev/null 2>&1 &
+            perf_pid=$!
+        fi
+        local trace_pid=
+        [[ -z "$SYSCALLS" ]] || count_syscalls "$rid.main"
+        if [[ "$SYSCALLS" == names ]]; then
+            perf trace -s -p "$PID" -o "$RAW/$rid.syscalls.txt" -- sleep "$DURATION" >/dev/null 2>&1 &
+            trace_pid=$!
+        fi
+        local u0 s0 u1 s1 f0 f1
+        read -r u0 s0 < <(cpu_ticks)
+        f0=$(minor_faults)
+        drive "$rid.main" "$url" "$@"
+        read -r u1 s1 < <(cpu_ticks)
+        f1=$(minor_faults)
+        [[ -z "$SYSCALLS" ]] || syscalls_per_request "$rid.main" keygate
+        if [[ -n "$trace_pid" ]]; then
+            wait "$trace_pid" || true
+            echo "   system calls by name: $RAW/$rid.syscalls.txt" >&2
+        fi
+        if [[ -n "$perf_pid" ]]; then
+            wait "$perf_pid" || true
+            # Inclusive and self shares per function (-g none: no call chains printed).
+            perf report -i "$RAW/$rid.perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+                grep -v "^#" | grep . | sed "s/  *-  *-  *$//" | head -150 >"$RAW/$rid.perf.txt" || true
+            echo "   profile: $RAW/$rid.perf.txt" >&2
+        fi
+        $H show "$RAW/$rid.main.txt" "$rid" >&2
+        local hwm rss
+        hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$PID/status")
+        rss=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
+        local file
+        file=$(awk '/^RssFile/ {print $2}' "/proc/$PID/status")
+        echo "   peak RSS $((hwm / 1024)) MiB, RSS now $((rss / 1024)) MiB (of it file-backed $((file / 1024)) MiB)" >&2
+        # keygate's own CPU time over the row (user + system, from /proc): a figure that another
+        # process's load on a shared machine disturbs far less than req/s.
+        per_request keygate "$u0" "$s0" "$u1" "$s1" "$(requests "$rid.main")" "$RAW/$rid.main.cpu.json"
+        awk -v f=$((f1 - f0)) -v n="$(requests "$rid.main")" \
+            'BEGIN { if (n > 0) printf "   keygate minor page faults per request: %.3f\n", f / n }' >&2
+        $H row "$RAW" "$rid" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
+    done
 }
 
 # 1234567 -> 1,234,567
@@ -382,11 +393,14 @@ for N in $SIZES; do
 import json, sys
 path, u0, u1, conns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rows = [json.loads(l) for l in open(path) if l.strip()]
-r = rows[-1]
-delta, answered = u1 - u0, r["main"]["requests"]
-r["extra"] = {"delta": delta, "exact": answered <= delta <= answered + conns}
+# Every round of the row: used_count is read once before the first and once after the last.
+mine = [r for r in rows if r["row"] == "use"]
+delta, answered = u1 - u0, sum(r["main"]["requests"] for r in mine)
+extra = {"delta": delta, "answered": answered, "exact": answered <= delta <= answered + conns * len(mine)}
+for r in mine:
+    r["extra"] = extra
 open(path, "w").write("".join(json.dumps(x) + "\n" for x in rows))
-if not r["extra"]["exact"]:
+if not extra["exact"]:
     print(f"bench: used_count grew by {delta} for {answered} answers", file=sys.stderr)
 EOF
     fi
@@ -399,12 +413,13 @@ cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
 [[ $DBKIND == postgres* ]] && cmd="BENCH_POSTGRES=1 $cmd"
 [[ $DBKIND == postgres-cache ]] && cmd="BENCH_PG_CACHE=1 $cmd"
 [[ -n "$WARM" ]] && cmd="WARM=$WARM $cmd"
+((ROUNDS == 1)) || cmd="ROUNDS=$ROUNDS $cmd"
 [[ -n "${KEYGATE_CREDENTIAL_CACHE_ENTRIES:-}" ]] &&
     cmd="KEYGATE_CREDENTIAL_CACHE_ENTRIES=$KEYGATE_CREDENTIAL_CACHE_ENTRIES $cmd"
 [[ -n "${KEYGATE_SQLITE_MMAP_SIZE:-}" ]] && cmd="KEYGATE_SQLITE_MMAP_SIZE=$KEYGATE_SQLITE_MMAP_SIZE $cmd"
 cmd="$cmd bench/run.sh --label $LABEL"
 export B_DB="$DBKIND" B_LABEL="$LABEL" B_CMD="$cmd" B_COMMIT="$commit" B_HWM_RESET="$HWM_RESET" \
-    B_DURATION="$DURATION" B_CONNS="$CONNS" B_THREADS="$THREADS" B_LOG_LEVEL="$LOG_LEVEL" \
+    B_DURATION="$DURATION" B_CONNS="$CONNS" B_THREADS="$THREADS" B_LOG_LEVEL="$LOG_LEVEL" B_ROUNDS="$ROUNDS" \
     B_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$WORK/meta.json" <<'EOF'
 import datetime, json, os, platform, re, subprocess, sys
@@ -440,6 +455,7 @@ meta = {
         "threads": int(e["B_THREADS"]),
         "log_level": e["B_LOG_LEVEL"],
         "hwm_reset": e["B_HWM_RESET"] == "1",
+        "rounds": int(e["B_ROUNDS"]),
         # The ceilings of a row with a script of its own get the row's requests (see row()).
         "ceiling_requests": "row",
     },
