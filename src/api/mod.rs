@@ -6,6 +6,7 @@ pub mod doc;
 pub mod events;
 pub mod extract;
 pub mod guest;
+pub mod json_out;
 pub mod keys;
 pub mod locks;
 pub mod login;
