@@ -913,6 +913,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(metrics_upkeep(handle));
+    }
     let state = AppState::new(api::AppShared {
         svc: Arc::new(svc),
         net: Arc::new(api::NetPolicy::from_settings(&settings)?),
@@ -954,6 +957,24 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// How often [`metrics_upkeep`] drains the recorder.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// The Prometheus recorder keeps every sample of a histogram (each request's duration) until
+/// something drains them into its summary: a scrape of `/metrics`, or its upkeep. Installed with
+/// `install_recorder`, nothing ran the upkeep, so a server nobody scraped grew by about 20 bytes
+/// per request, without bound (BENCHMARKS.md, "Memory under load"). It runs here every
+/// [`METRICS_UPKEEP`], as `PrometheusBuilder::install` would run it (the same interval), for as
+/// long as the runtime does.
+async fn metrics_upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
     }
 }
 
