@@ -4,7 +4,7 @@
 //! timestamp and without `fmt` for timestamps. A string that needs escaping, a `Value` and a
 //! year chrono writes with a sign still go through `serde_json` or chrono.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
@@ -12,11 +12,10 @@ use uuid::Uuid;
 /// Where an answer is written.
 pub type Out = Vec<u8>;
 
-/// A JSON answer already written: what `(status, Json(value))` sends for the same bytes
+/// A 200 answer already written: what `Json(value)` sends for the same bytes
 /// (`Content-Type: application/json`).
-pub fn response(status: StatusCode, body: Out) -> Response {
+pub fn ok(body: Out) -> Response {
     (
-        status,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
     )

@@ -350,7 +350,7 @@ impl IntoResponse for VerifyJson {
     fn into_response(self) -> Response {
         let mut buf = Vec::with_capacity(VERIFY_ANSWER_BYTES);
         match answer_json::verify(&self.0, &mut buf) {
-            Ok(()) => json_out::response(StatusCode::OK, buf),
+            Ok(()) => json_out::ok(buf),
             Err(e) => ApiError(Error::internal(format!("writing the verify answer: {e}"))).into_response(),
         }
     }

@@ -240,7 +240,7 @@ pub async fn list(
     let keys = st.svc.list_personal_keys(&p).await?;
     let mut buf = Vec::with_capacity(LIST_ANSWER_BYTES + KEY_ITEM_BYTES * keys.len());
     list_json(&keys, &mut buf).map_err(|e| Error::internal(format!("writing the key list: {e}")))?;
-    Ok(json_out::response(StatusCode::OK, buf))
+    Ok(json_out::ok(buf))
 }
 
 /// Room for the list's envelope, and for one key of an ordinary name and scopes.
@@ -377,7 +377,7 @@ mod tests {
     }
 
     /// The list's answer: what it was through a `Value`, what `envelope` sends for the items, and
-    /// what `list_json` writes are the same bytes (and `json_out::response` the same head).
+    /// what `list_json` writes are the same bytes (and `json_out::ok` the same head).
     #[tokio::test]
     async fn the_list_answer_is_byte_for_byte_as_through_a_value() {
         let at = parse_date("2021-04-26T06:02:04.197Z");
@@ -397,7 +397,7 @@ mod tests {
             let theirs = envelope(StatusCode::OK, items);
             let mut buf = vec![];
             list_json(&keys, &mut buf).unwrap();
-            let ours = json_out::response(StatusCode::OK, buf);
+            let ours = json_out::ok(buf);
             assert_eq!(ours.status(), theirs.status());
             assert_eq!(ours.headers(), theirs.headers());
             let theirs = axum::body::to_bytes(theirs.into_body(), usize::MAX).await.unwrap();
