@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
+use wire_time::Fraction;
 
 /// Where an answer is written.
 pub type Out = Vec<u8>;
@@ -63,17 +64,9 @@ pub fn opt<T>(
     }
 }
 
+/// A timestamp as chrono's serde writes it, as a JSON string.
 pub fn time(t: &DateTime<Utc>, out: &mut Out) -> serde_json::Result<()> {
-    let mut buf = [0u8; wire_time::MAX];
-    match wire_time::write(t, &mut buf) {
-        Some(n) => {
-            out.push(b'"');
-            out.extend_from_slice(&buf[..n]);
-            out.push(b'"');
-            Ok(())
-        }
-        None => serde_json::to_writer(&mut *out, t),
-    }
+    timestamp(t, Fraction::Auto, out)
 }
 
 pub fn list<T>(
@@ -99,15 +92,23 @@ pub fn opt_time(t: Option<&DateTime<Utc>>, out: &mut Out) -> serde_json::Result<
 /// A timestamp as `to_rfc3339_opts(SecondsFormat::Millis, true)` writes it (always three
 /// digits of fraction, truncated), as a JSON string.
 pub fn time_millis(t: &DateTime<Utc>, out: &mut Out) -> serde_json::Result<()> {
+    timestamp(t, Fraction::Millis, out)
+}
+
+/// A timestamp in quotes, from [`wire_time`]; a year it does not write goes through chrono.
+fn timestamp(t: &DateTime<Utc>, fraction: Fraction, out: &mut Out) -> serde_json::Result<()> {
     let mut buf = [0u8; wire_time::MAX];
-    match wire_time::write_as(t, wire_time::Fraction::Millis, &mut buf) {
+    match wire_time::write_as(t, fraction, &mut buf) {
         Some(n) => {
             out.push(b'"');
             out.extend_from_slice(&buf[..n]);
             out.push(b'"');
             Ok(())
         }
-        None => string(&t.to_rfc3339_opts(SecondsFormat::Millis, true), out),
+        None => match fraction {
+            Fraction::Auto => serde_json::to_writer(&mut *out, t),
+            Fraction::Millis => string(&t.to_rfc3339_opts(SecondsFormat::Millis, true), out),
+        },
     }
 }
 
