@@ -594,17 +594,37 @@ struct HttpMetrics {
 
 struct MetricHandles {
     route: Box<str>,
-    method: axum::http::Method,
+    method: &'static str,
     status: u16,
     requests: metrics::Counter,
     duration: metrics::Histogram,
+}
+
+/// A request's method as a metrics label: the methods of RFC 9110 and PATCH by name, any other
+/// as `OTHER`. A client may send any token as a method, and each label value is a series the
+/// recorder keeps for good: by name, clients could grow `/metrics` and memory without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 impl HttpMetrics {
     const MAX_CACHED: usize = 64;
 
     fn record(&self, method: &axum::http::Method, route: &str, status: u16, secs: f64) {
-        let same = |e: &MetricHandles| e.status == status && e.method == *method && *e.route == *route;
+        let method = method_label(method);
+        let same = |e: &MetricHandles| e.status == status && e.method == method && *e.route == *route;
         {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = entries.iter().find(|e| same(e)) {
@@ -615,10 +635,10 @@ impl HttpMetrics {
         }
         let handles = MetricHandles {
             route: route.into(),
-            method: method.clone(),
+            method,
             status,
-            requests: metrics::counter!("keygate_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status.to_string()),
-            duration: metrics::histogram!("keygate_http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_string()),
+            requests: metrics::counter!("keygate_http_requests_total", "method" => method, "route" => route.to_string(), "status" => status.to_string()),
+            duration: metrics::histogram!("keygate_http_request_duration_seconds", "method" => method, "route" => route.to_string()),
         };
         handles.requests.increment(1);
         handles.duration.record(secs);

@@ -589,3 +589,30 @@ async fn a_silent_client_does_not_keep_a_lingering_connection() {
     }
     drop(silent);
 }
+
+/// A method is any token to HTTP, and each metrics label value is a series the server keeps for
+/// good: requests with methods of the client's own making (here 40 names) are counted together
+/// under `method="OTHER"`, so that clients cannot grow `/metrics` and memory without bound; the
+/// standard methods keep their names.
+#[tokio::test]
+async fn methods_of_the_clients_making_are_counted_as_other() {
+    let s = Server::start().await;
+    for i in 0..40 {
+        let method = Method::from_bytes(format!("KGX{i}").as_bytes()).unwrap();
+        let r = s.req(method, "/healthz").send().await.unwrap();
+        assert_eq!(r.status(), 405);
+    }
+    assert_eq!(s.req(Method::GET, "/healthz").send().await.unwrap().status(), 200);
+    let metrics = s.metrics().await;
+    assert!(!metrics.contains("KGX"), "{metrics}");
+    let count = |method: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("keygate_http_requests_total{"))
+            .filter(|l| l.contains(&format!(r#"method="{method}""#)) && l.contains(r#"route="/healthz""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(count("OTHER"), 40, "{metrics}");
+    assert!(count("GET") >= 1, "{metrics}");
+}
