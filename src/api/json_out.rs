@@ -4,6 +4,7 @@
 //! timestamp and without `fmt` for timestamps. A string that needs escaping, a `Value` and a
 //! year chrono writes with a sign still go through `serde_json` or chrono.
 
+use crate::error::Error;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,6 +22,18 @@ pub fn ok(body: Out) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A 200 answer written by `write` into a buffer of `capacity` bytes up front; a failure to
+/// write it (`what` names the answer) is an internal error.
+pub fn answer(
+    capacity: usize,
+    what: &str,
+    write: impl FnOnce(&mut Out) -> serde_json::Result<()>,
+) -> Result<Response, Error> {
+    let mut buf = Vec::with_capacity(capacity);
+    write(&mut buf).map_err(|e| Error::internal(format!("writing {what}: {e}")))?;
+    Ok(ok(buf))
 }
 
 /// A string: as it is when nothing in it needs escaping (checked without branching per byte),
@@ -137,11 +150,6 @@ pub mod wire_time {
         Millis,
     }
 
-    /// chrono's serde form; see [`write_as`].
-    pub fn write(t: &DateTime<Utc>, out: &mut [u8; MAX]) -> Option<usize> {
-        write_as(t, Fraction::Auto, out)
-    }
-
     /// The text's length in `out`, or `None` for a year chrono writes with a sign.
     pub fn write_as(t: &DateTime<Utc>, fraction: Fraction, out: &mut [u8; MAX]) -> Option<usize> {
         let year = t.year();
@@ -192,7 +200,7 @@ pub mod wire_time {
 
     pub fn one<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; MAX];
-        match write(t, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
+        match write_as(t, Fraction::Auto, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
             Some(text) => s.serialize_str(text),
             None => t.serialize(s),
         }

@@ -348,11 +348,10 @@ const VERIFY_ANSWER_BYTES: usize = 1024;
 
 impl IntoResponse for VerifyJson {
     fn into_response(self) -> Response {
-        let mut buf = Vec::with_capacity(VERIFY_ANSWER_BYTES);
-        match answer_json::verify(&self.0, &mut buf) {
-            Ok(()) => json_out::ok(buf),
-            Err(e) => ApiError(Error::internal(format!("writing the verify answer: {e}"))).into_response(),
-        }
+        json_out::answer(VERIFY_ANSWER_BYTES, "the verify answer", |out| {
+            answer_json::verify(&self.0, out)
+        })
+        .unwrap_or_else(|e| ApiError(e).into_response())
     }
 }
 

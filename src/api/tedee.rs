@@ -238,9 +238,8 @@ pub async fn list(
 ) -> TedeeResult<Response> {
     check_version(&version)?;
     let keys = st.svc.list_personal_keys(&p).await?;
-    let mut buf = Vec::with_capacity(LIST_ANSWER_BYTES + KEY_ITEM_BYTES * keys.len());
-    list_json(&keys, &mut buf).map_err(|e| Error::internal(format!("writing the key list: {e}")))?;
-    Ok(json_out::ok(buf))
+    let capacity = LIST_ANSWER_BYTES + KEY_ITEM_BYTES * keys.len();
+    Ok(json_out::answer(capacity, "the key list", |out| list_json(&keys, out))?)
 }
 
 /// Room for the list's envelope, and for one key of an ordinary name and scopes.
