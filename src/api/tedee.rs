@@ -352,26 +352,15 @@ mod tests {
         let at = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
         Credential {
             id: Uuid::from_u128(id),
-            org_id: Uuid::from_u128(id ^ 1),
-            kind: crate::core::credential::Kind::Personal,
             owner_id: Some(Uuid::from_u128(id ^ 2)),
             name: name.into(),
             prefix: prefix.into(),
             hash: vec![7; 32],
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            not_before: None,
             expires_at,
-            max_uses: None,
-            used_count: 0,
-            allowed_users: vec![],
-            subject: serde_json::Value::Null,
-            metadata: json!({}),
-            created_at: at,
             created_by: "user:x".into(),
-            updated_at: at,
             updated_by: "user:x".into(),
-            revoked_at: None,
-            revoked_by: None,
+            ..Credential::fixture(Uuid::from_u128(id ^ 1), crate::core::credential::Kind::Personal, at)
         }
     }
 

@@ -74,6 +74,39 @@ pub struct Credential {
     pub revoked_by: Option<String>,
 }
 
+#[cfg(test)]
+impl Credential {
+    /// A live key for unit tests: of `kind` in organization `org_id`, made at `at` by `t`, with a
+    /// new id, a zero digest, no scopes, limits, subject or owner and `{}` metadata. A test sets
+    /// what it is about with struct update syntax (`Credential { max_uses: Some(1), ..fixture }`);
+    /// tests that store several keys give each its own `hash` (digests are unique).
+    pub(crate) fn fixture(org_id: Uuid, kind: Kind, at: DateTime<Utc>) -> Credential {
+        Credential {
+            id: Uuid::now_v7(),
+            org_id,
+            kind,
+            owner_id: None,
+            name: "k".into(),
+            prefix: "kg_abc".into(),
+            hash: vec![0; 32],
+            scopes: vec![],
+            not_before: None,
+            expires_at: None,
+            max_uses: None,
+            used_count: 0,
+            allowed_users: vec![],
+            subject: serde_json::Value::Null,
+            metadata: serde_json::json!({}),
+            created_at: at,
+            created_by: "t".into(),
+            updated_at: at,
+            updated_by: "t".into(),
+            revoked_at: None,
+            revoked_by: None,
+        }
+    }
+}
+
 /// The reason code of a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -189,27 +222,9 @@ mod tests {
 
     fn base(now: DateTime<Utc>) -> Credential {
         Credential {
-            id: Uuid::now_v7(),
-            org_id: Uuid::from_u128(1),
-            kind: Kind::Api,
-            owner_id: None,
-            name: "k".into(),
-            prefix: "kg_abc".into(),
-            hash: vec![0; 32],
             scopes: vec!["read".into()],
-            not_before: None,
-            expires_at: None,
-            max_uses: None,
-            used_count: 0,
-            allowed_users: vec![],
-            subject: serde_json::Value::Null,
             metadata: serde_json::Value::Null,
-            created_at: now,
-            created_by: "t".into(),
-            updated_at: now,
-            updated_by: "t".into(),
-            revoked_at: None,
-            revoked_by: None,
+            ..Credential::fixture(Uuid::from_u128(1), Kind::Api, now)
         }
     }
 

@@ -179,27 +179,13 @@ mod tests {
     fn personal(owner: Uuid, created_by: &str) -> Credential {
         let now = Utc::now();
         Credential {
-            id: Uuid::now_v7(),
-            org_id: Uuid::now_v7(),
-            kind: Kind::Personal,
             owner_id: Some(owner),
-            name: "k".into(),
             prefix: "abcdef".into(),
-            hash: vec![0; 32],
             scopes: vec!["Account.Read".into()],
-            not_before: None,
             expires_at: Some(now + chrono::Duration::days(30)),
-            max_uses: None,
-            used_count: 0,
-            allowed_users: vec![],
-            subject: Value::Null,
-            metadata: json!({}),
-            created_at: now,
             created_by: created_by.into(),
-            updated_at: now,
             updated_by: created_by.into(),
-            revoked_at: None,
-            revoked_by: None,
+            ..Credential::fixture(Uuid::now_v7(), Kind::Personal, now)
         }
     }
 

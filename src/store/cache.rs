@@ -1250,29 +1250,14 @@ mod tests {
     }
 
     fn personal(org: Uuid, owner: Uuid) -> Credential {
-        let now = Utc::now();
         Credential {
-            id: Uuid::now_v7(),
-            org_id: org,
-            kind: Kind::Personal,
             owner_id: Some(owner),
             name: "laptop".into(),
             prefix: "pk_1".into(),
             hash: Uuid::new_v4().as_bytes().to_vec(),
             scopes: vec!["Account.Read".into()],
-            not_before: None,
-            expires_at: None,
-            max_uses: None,
-            used_count: 0,
-            allowed_users: vec![],
-            subject: serde_json::json!(null),
-            metadata: serde_json::json!({}),
-            created_at: now,
             created_by: format!("user:{owner}"),
-            updated_at: now,
-            updated_by: "t".into(),
-            revoked_at: None,
-            revoked_by: None,
+            ..Credential::fixture(org, Kind::Personal, Utc::now())
         }
     }
 

@@ -572,29 +572,11 @@ mod tests {
     }
 
     fn cred(org: Uuid, max_uses: Option<i64>) -> Credential {
-        let now = Utc::now();
         Credential {
-            id: Uuid::now_v7(),
-            org_id: org,
-            kind: Kind::Api,
-            owner_id: None,
-            name: "k".into(),
             prefix: "kg_1".into(),
             hash: Uuid::new_v4().as_bytes().to_vec(),
-            scopes: vec![],
-            not_before: None,
-            expires_at: None,
             max_uses,
-            used_count: 0,
-            allowed_users: vec![],
-            subject: json!(null),
-            metadata: json!({}),
-            created_at: now,
-            created_by: "t".into(),
-            updated_at: now,
-            updated_by: "t".into(),
-            revoked_at: None,
-            revoked_by: None,
+            ..Credential::fixture(org, Kind::Api, Utc::now())
         }
     }
 
