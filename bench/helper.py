@@ -24,6 +24,14 @@ For bench/instructions.sh:
   helper.py drive  URL N CONNS KIND SETUP_JSON
       exactly N requests of KIND (ceiling, bare, middleware, verify, ctk) over CONNS keep-alive
       connections, each answered 200 (SETUP_JSON "-" for the ceiling)
+
+For bench/run.sh PROFILE=1 (stacks folded by inferno-collapse-perf: "frame;frame;... count"):
+  helper.py fold   < FOLDED > FOLDED      the same stacks with Rust's generic arguments cut out of
+                                         each frame (`poll<hyper::...<...>>` -> `poll`)
+  helper.py tree   FOLDED [MIN_PCT]      the flamegraph as text: frames of at least MIN_PCT (2) %
+                                         of the samples, indented under their callers, a run of
+                                         frames that each pass nearly all on to one callee shown
+                                         as its first and last
 """
 
 import datetime
@@ -674,6 +682,75 @@ def drive(url, n, conns, kind, setup_json):
         die(f"drive {kind}: a request failed")
 
 
+def short_frame(frame):
+    """A frame without the generic arguments of its types and functions: each `<...>` that
+    follows a name is cut, a leading `<T as Trait>` is kept as `<T as Trait>` with its own
+    arguments cut."""
+    out, depth = [], 0
+    for i, ch in enumerate(frame):
+        if ch == "<":
+            # Generic arguments follow a name character; a qualified path's `<` does not.
+            if depth or (i > 0 and (frame[i - 1].isalnum() or frame[i - 1] in "_>}")):
+                depth += 1
+                continue
+        elif ch == ">" and depth:
+            depth -= 1
+            continue
+        if not depth:
+            out.append(ch)
+    return "".join(out)
+
+
+def fold(inp, out):
+    merged = {}
+    for line in inp:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        key = ";".join(short_frame(f) for f in stack.split(";"))
+        merged[key] = merged.get(key, 0) + int(count)
+    for key, count in merged.items():
+        out.write(f"{key} {count}\n")
+
+
+def tree(path, min_pct="2"):
+    root = {"n": 0, "kids": {}}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            node = root
+            node["n"] += int(count)
+            for frame in stack.split(";"):
+                node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
+                node["n"] += int(count)
+    total = root["n"] or 1
+    floor = total * float(min_pct) / 100
+
+    def walk(name, node, indent):
+        # A run of frames each of which passes >= 97% of its samples to one callee: first ... last.
+        first, skipped = name, 0
+        while True:
+            big = [(k, v) for k, v in node["kids"].items() if v["n"] >= floor]
+            if len(big) == 1 and big[0][1]["n"] >= 0.97 * node["n"]:
+                name, node = big[0]
+                skipped += 1
+                continue
+            break
+        label = first if not skipped else f"{first} ... ({skipped - 1} frames) ... {name}"
+        if skipped == 1:
+            label = f"{first} > {name}"
+        print(f"{100 * node['n'] / total:5.1f}% {'  ' * indent}{label}")
+        for k, v in sorted(node["kids"].items(), key=lambda kv: -kv[1]["n"]):
+            if v["n"] >= floor:
+                walk(k, v, indent + 1)
+
+    for k, v in sorted(root["kids"].items(), key=lambda kv: -kv[1]["n"]):
+        if v["n"] >= floor:
+            walk(k, v, 0)
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
@@ -699,6 +776,10 @@ def main(argv):
         native(*args)
     elif cmd == "drive":
         drive(*args)
+    elif cmd == "fold":
+        fold(sys.stdin, sys.stdout)
+    elif cmd == "tree":
+        tree(*args)
     else:
         die(__doc__)
 

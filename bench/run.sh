@@ -32,8 +32,11 @@
 #                      row; the report shows the round whose req/s ratio to ceiling (a) is the median,
 #                      and every round's ratios (a shared machine moves single rounds by ±20%)
 #   PROFILE=1          perf record (cpu-clock, dwarf call graphs) keygate during each row:
-#                      RAW/<row>.perf.txt, functions by inclusive share (build with debug line tables
-#                      for useful stacks: CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof)
+#                      RAW/<row>.perf.txt, functions by inclusive share, and the row's flamegraph,
+#                      RAW/<row>.svg and as text RAW/<row>.tree.txt, from its stacks RAW/<row>.folded
+#                      (inferno; installed into target/tools with cargo when not on PATH). Build
+#                      with debug line tables for useful stacks:
+#                      CARGO_PROFILE_RELEASE_DEBUG=line-tables-only TARGET_DIR=target/prof
 #   SYSCALLS=1         count keygate's system calls and context switches per request (perf stat)
 #                      during ceilings (b) and (c) and each row; SYSCALLS=names also writes the row's
 #                      calls by name (perf trace -s, which slows keygate several times over: req/s
@@ -90,6 +93,15 @@ wanted() { [[ "$ROWS" == *" $1 "* ]]; }
 PROFILE="${PROFILE:-}"
 WARM="${WARM:-}"
 [[ -z "$PROFILE" ]] || command -v perf >/dev/null || die "PROFILE=1 needs perf (linux-perf)"
+if [[ -n "$PROFILE" ]] && ! command -v inferno-flamegraph >/dev/null; then
+    # The flamegraphs' tools, built once into the project's target directory.
+    export PATH="$PWD/target/tools/bin:$PATH"
+    if ! command -v inferno-flamegraph >/dev/null; then
+        echo "bench: installing inferno (flamegraphs) into target/tools" >&2
+        cargo install --quiet --locked inferno@0.12.8 --root target/tools >&2 ||
+            die "PROFILE=1: cannot install inferno (cargo install inferno)"
+    fi
+fi
 SYSCALLS="${SYSCALLS:-}"
 [[ -z "$SYSCALLS" ]] || command -v perf >/dev/null || die "SYSCALLS=1 needs perf (linux-perf)"
 ((THREADS <= CONNS)) || THREADS=$CONNS
@@ -307,7 +319,8 @@ row() {
             # Inclusive and self shares per function (-g none: no call chains printed).
             perf report -i "$RAW/$rid.perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
                 grep -v "^#" | grep . | sed "s/  *-  *-  *$//" | head -150 >"$RAW/$rid.perf.txt" || true
-            echo "   profile: $RAW/$rid.perf.txt" >&2
+            flamegraph "$rid" "$title"
+            echo "   profile: $RAW/$rid.perf.txt, flamegraph: $RAW/$rid.svg (as text: $RAW/$rid.tree.txt)" >&2
         fi
         $H show "$RAW/$rid.main.txt" "$rid" >&2
         local hwm rss
@@ -323,6 +336,18 @@ row() {
             'BEGIN { if (n > 0) printf "   keygate minor page faults per request: %.3f\n", f / n }' >&2
         $H row "$RAW" "$rid" "$kind" "$size" "$title" "$hwm" "$rss" '{}' >>"$RESULTS"
     done
+}
+
+# The flamegraph of round $1's perf record: keygate's stacks folded by inferno, Rust's generic
+# arguments cut from the frames (RAW/$1.folded), drawn (RAW/$1.svg; frames under 0.1% of the
+# samples left out, as inferno does by default) and written as text (RAW/$1.tree.txt, frames of
+# at least 2%).
+flamegraph() {
+    perf script -i "$RAW/$1.perf.data" 2>/dev/null | inferno-collapse-perf | $H fold >"$RAW/$1.folded" || true
+    inferno-flamegraph --title "keygate: $2 ($(git rev-parse --short HEAD))" \
+        --subtitle "bench/run.sh PROFILE=1, perf cpu-clock 499 Hz, $DURATION s" \
+        <"$RAW/$1.folded" >"$RAW/$1.svg" 2>/dev/null || echo "   flamegraph: none (no stacks recorded)" >&2
+    $H tree "$RAW/$1.folded" 2 >"$RAW/$1.tree.txt"
 }
 
 # 1234567 -> 1,234,567
