@@ -32,6 +32,8 @@ For bench/run.sh PROFILE=1 (stacks folded by inferno-collapse-perf: "frame;frame
                                          of the samples, indented under their callers, a run of
                                          frames that each pass nearly all on to one callee shown
                                          as its first and last
+  helper.py share  FOLDED NAME=REGEX ... the % of the samples whose stack has a frame matching
+                                         each REGEX (a frame's inclusive share, wherever it sits)
 """
 
 import datetime
@@ -751,6 +753,23 @@ def tree(path, min_pct="2"):
             walk(k, v, 0)
 
 
+def share(path, *named):
+    pats = [(n, re.compile(r)) for n, _, r in (a.partition("=") for a in named)]
+    hits, total = [0] * len(pats), 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            total += int(count)
+            frames = stack.split(";")
+            for i, (_, pat) in enumerate(pats):
+                if any(pat.search(fr) for fr in frames):
+                    hits[i] += int(count)
+    for (name, _), h in zip(pats, hits):
+        print(f"{100 * h / (total or 1):5.1f}% {name}")
+
+
 def main(argv):
     if len(argv) < 2:
         die(__doc__)
@@ -780,6 +799,8 @@ def main(argv):
         fold(sys.stdin, sys.stdout)
     elif cmd == "tree":
         tree(*args)
+    elif cmd == "share":
+        share(*args)
     else:
         die(__doc__)
 
