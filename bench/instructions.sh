@@ -34,8 +34,8 @@ die() {
     exit 1
 }
 LABEL=run
-# shellcheck source=bench/label.sh
-. bench/label.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 parse_label "$@"
 N="${N:-3000}"
 CONNS="${CONNS:-8}"
@@ -74,15 +74,6 @@ grind() {
         2>"$WORK/$name.log" &
     VPID=$!
 }
-# until_up URL CURL_ARGS...: wait for an answer (valgrind starts slowly).
-until_up() {
-    for _ in $(seq 600); do
-        curl -sf "${@:2}" "$1" >/dev/null && return 0
-        kill -0 "$VPID" 2>/dev/null || { cat "$WORK"/*.log >&2; die "the server did not start"; }
-        sleep 0.2
-    done
-    die "no answer from $1 in 120 s"
-}
 # count URL KIND SETUP: warm up, then count N requests into one dump named KIND.
 count() {
     $H drive "$1" 1000 "$CONNS" "$2" "$3"
@@ -98,12 +89,13 @@ stop() {
     VPID=
 }
 
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port)
+CPORT=$(free_port)
 KG="http://127.0.0.1:$PORT"
 export KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL=warn
 export KEYGATE_SECRET="instructions-bench-secret-$(date +%s)-0123456789abcdef"
 grind keygate "$TARGET_DIR/release/keygate" serve --listen "127.0.0.1:$PORT" --database "sqlite://$WORK/keygate.db"
-until_up "$KG/healthz"
+wait_up "$VPID" 120 "$KG/healthz"  # valgrind starts slowly
 PASS=$(sed -nE 's/.*admin password: ([^ ]+).*/\1/p' "$WORK/keygate.log" | head -1)
 [[ -n "$PASS" ]] || die "no admin password in keygate's log"
 $H setup "$KG" "$PASS" "$WORK/setup.json" "$WORK/temp-keys.txt" 100
@@ -112,9 +104,9 @@ for kind in $KINDS; do
     count "$KG" "$kind" "$WORK/setup.json"
 done
 stop
-grind ceiling "$TARGET_DIR/release/examples/ceiling" "$((PORT + 1))"
-until_up "http://127.0.0.1:$((PORT + 1))/" -H 'Content-Type: application/json' -d '{"key":"x"}'
-count "http://127.0.0.1:$((PORT + 1))" ceiling -
+grind ceiling "$TARGET_DIR/release/examples/ceiling" "127.0.0.1:$CPORT"
+wait_up "$VPID" 120 "http://127.0.0.1:$CPORT/" -H 'Content-Type: application/json' -d '{"key":"x"}'
+count "http://127.0.0.1:$CPORT" ceiling -
 stop
 
 # The dumps: <name>.<pid>.out.<n>, each naming its kind in its trigger line.

@@ -15,26 +15,28 @@
 #   KEYGATE_BIN=target/release/keygate  (built with cargo build --release when it is this default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+die() {
+    echo "rss: $*" >&2
+    exit 1
+}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROUTE="${ROUTE:-middleware}"
 RUNS="${RUNS:-6}"
 DURATION="${DURATION:-5}"
 CONNS="${CONNS:-64}"
 THREADS="${THREADS:-2}"
 BIN="${KEYGATE_BIN:-target/release/keygate}"
-[[ "$ROUTE" == bare || "$ROUTE" == middleware ]] || { echo "rss: ROUTE is bare or middleware" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "rss: wrk is missing (bench/run.sh installs it)" >&2; exit 1; }
+[[ "$ROUTE" == bare || "$ROUTE" == middleware ]] || die "ROUTE is bare or middleware"
+command -v wrk >/dev/null || die "wrk is missing (bench/run.sh installs it)"
 [[ -n "${KEYGATE_BIN:-}" ]] || cargo build --release --locked --bin keygate
 WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 KEYGATE_SECRET=bench-rss-secret-0123456789abcdef0123 KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL=warn \
     "$BIN" serve --listen "127.0.0.1:$PORT" --database "sqlite://$WORK/keygate.db" 2>"$WORK/keygate.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/keygate.log" >&2; exit 1; }
-    sleep 0.1
-done
+wait_up "$PID" 30 "http://127.0.0.1:$PORT/healthz"
 rss() { awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$PID/status"; }
 echo "rss: $ROUTE, $RUNS runs of ${DURATION} s, $CONNS connections; RSS at start $(rss) MiB"
 total=0

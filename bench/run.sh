@@ -64,8 +64,8 @@ die() {
 }
 
 LABEL="${BENCH_LABEL:-before}"
-# shellcheck source=bench/label.sh
-. bench/label.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 parse_label "$@"
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-1}"
@@ -139,10 +139,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # The secret keys every stored digest; the seeding computes the same digests with it.
 export KEYGATE_SECRET="bench-secret-bench-secret-bench-secret-0123456789"
 if [[ $DBKIND == postgres* ]]; then
@@ -173,13 +169,8 @@ start_keygate() {
     env "${extra_env[@]}" KEYGATE_BENCH_ROUTES=true KEYGATE_LOG_LEVEL="$LOG_LEVEL" \
         "$TARGET_DIR/release/keygate" serve --listen "127.0.0.1:$PORT" --database "$DB" 2>>"$WORK/keygate.log" &
     PID=$!
-    for _ in $(seq 300); do
-        curl -sf "$KG/healthz" >/dev/null &&
-            curl -sf -H 'Content-Type: application/json' -d "$CEIL_BODY" "$CEILING" >/dev/null && return 0
-        kill -0 "$PID" 2>/dev/null || { cat "$WORK/keygate.log" >&2; die "keygate did not start"; }
-        sleep 0.1
-    done
-    die "keygate did not answer in 30 s"
+    wait_up "$PID" 30 "$KG/healthz"
+    wait_up "$CPID" 30 "$CEILING" -H 'Content-Type: application/json' -d "$CEIL_BODY"
 }
 stop_keygate() {
     kill "$PID" 2>/dev/null || true
