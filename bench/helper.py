@@ -740,9 +740,12 @@ def tree(path, min_pct="2"):
                 skipped += 1
                 continue
             break
-        label = first if not skipped else f"{first} ... ({skipped - 1} frames) ... {name}"
-        if skipped == 1:
+        if skipped == 0:
+            label = first
+        elif skipped == 1:
             label = f"{first} > {name}"
+        else:
+            label = f"{first} ... ({skipped - 1} frames) ... {name}"
         print(f"{100 * node['n'] / total:5.1f}% {'  ' * indent}{label}")
         for k, v in sorted(node["kids"].items(), key=lambda kv: -kv[1]["n"]):
             if v["n"] >= floor:
