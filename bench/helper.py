@@ -703,30 +703,36 @@ def short_frame(frame):
     return "".join(out)
 
 
+def folded(lines):
+    """(frames, count) of each line "frame;frame;... count" of a folded profile."""
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if stack and count.isdigit():
+            yield stack.split(";"), int(count)
+
+
+def read_folded(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        yield from folded(f)
+
+
 def fold(inp, out):
     merged = {}
-    for line in inp:
-        stack, _, count = line.rstrip("\n").rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        key = ";".join(short_frame(f) for f in stack.split(";"))
-        merged[key] = merged.get(key, 0) + int(count)
+    for frames, count in folded(inp):
+        key = ";".join(short_frame(f) for f in frames)
+        merged[key] = merged.get(key, 0) + count
     for key, count in merged.items():
         out.write(f"{key} {count}\n")
 
 
 def tree(path, min_pct="2"):
     root = {"n": 0, "kids": {}}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack or not count.isdigit():
-                continue
-            node = root
-            node["n"] += int(count)
-            for frame in stack.split(";"):
-                node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
-                node["n"] += int(count)
+    for frames, count in read_folded(path):
+        node = root
+        node["n"] += count
+        for frame in frames:
+            node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
+            node["n"] += count
     total = root["n"] or 1
     floor = total * float(min_pct) / 100
 
@@ -759,16 +765,11 @@ def tree(path, min_pct="2"):
 def share(path, *named):
     pats = [(n, re.compile(r)) for n, _, r in (a.partition("=") for a in named)]
     hits, total = [0] * len(pats), 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack or not count.isdigit():
-                continue
-            total += int(count)
-            frames = stack.split(";")
-            for i, (_, pat) in enumerate(pats):
-                if any(pat.search(fr) for fr in frames):
-                    hits[i] += int(count)
+    for frames, count in read_folded(path):
+        total += count
+        for i, (_, pat) in enumerate(pats):
+            if any(pat.search(fr) for fr in frames):
+                hits[i] += count
     for (name, _), h in zip(pats, hits):
         print(f"{100 * h / (total or 1):5.1f}% {name}")
 
