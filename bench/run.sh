@@ -42,6 +42,9 @@
 #                      calls by name (perf trace -s, which slows keygate several times over: req/s
 #                      and CPU figures of such a run are not comparable) to RAW/<row>.syscalls.txt
 #   TARGET_DIR=target  cargo's target directory (the binaries run from TARGET_DIR/release)
+#   BUILD=0            run the binaries already in TARGET_DIR/release without building them: side by
+#                      side runs of two builds, each in a TARGET_DIR of its own (the report then names
+#                      the TARGET_DIR instead of a commit, which the binaries need not match)
 #   KEYGATE_SQLITE_MMAP_SIZE=N, KEYGATE_CREDENTIAL_CACHE_ENTRIES=N  keygate's own settings, passed
 #                      through (and named in the command BENCHMARKS.md shows)
 #   WARM=1             before each verify row, every seeded key is verified once, unmeasured
@@ -118,9 +121,16 @@ if ! command -v wrk >/dev/null; then
     apt-get install -y -qq wrk >&2 || { apt-get update -qq >&2 && apt-get install -y -qq wrk >&2; }
 fi
 
-echo "bench: building release" >&2
 TARGET_DIR="${TARGET_DIR:-target}"
-cargo build --release --locked --target-dir "$TARGET_DIR" --bins --example ceiling
+BUILD="${BUILD:-1}"
+if [[ $BUILD == 0 ]]; then
+    for bin in keygate examples/ceiling; do
+        [[ -x "$TARGET_DIR/release/$bin" ]] || die "BUILD=0: $TARGET_DIR/release/$bin is not built"
+    done
+else
+    echo "bench: building release" >&2
+    cargo build --release --locked --target-dir "$TARGET_DIR" --bins --example ceiling
+fi
 
 WORK=$(mktemp -d)
 RAW="target/bench/$DBKIND-$LABEL"
@@ -425,10 +435,12 @@ done
 
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD 2>/dev/null || commit="$commit with uncommitted changes"
+[[ $BUILD == 0 ]] && commit="the binaries in $TARGET_DIR, not built by this run"
 cmd="DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS SIZES=\"$SIZES\""
 [[ $DBKIND == postgres* ]] && cmd="BENCH_POSTGRES=1 $cmd"
 [[ $DBKIND == postgres-cache ]] && cmd="BENCH_PG_CACHE=1 $cmd"
 [[ -n "$WARM" ]] && cmd="WARM=$WARM $cmd"
+[[ $BUILD == 0 ]] && cmd="BUILD=0 TARGET_DIR=$TARGET_DIR $cmd"
 ((ROUNDS == 1)) || cmd="ROUNDS=$ROUNDS $cmd"
 [[ -n "${KEYGATE_CREDENTIAL_CACHE_ENTRIES:-}" ]] &&
     cmd="KEYGATE_CREDENTIAL_CACHE_ENTRIES=$KEYGATE_CREDENTIAL_CACHE_ENTRIES $cmd"
