@@ -401,3 +401,63 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     assert_eq!(r.status(), 201);
     assert!(!s.logs().contains(&key), "the key never reaches the logs");
 }
+
+/// sqlx pings a connection when it goes back to the pool; keygate pings it again on checkout only
+/// after it sat idle (store/postgres.rs `PING_IDLE_AFTER`), so that a query is one round trip,
+/// not two. What that ping is for: connections the database ended while they sat in the pool
+/// are closed on checkout, so the next request after a pause is answered, not refused with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_ended_while_idle_are_not_handed_out() {
+    use sqlx::Connection;
+    let Some(admin) = pg::admin_url("connections_the_database_ended_while_idle_are_not_handed_out") else {
+        return;
+    };
+    let url = pg::fresh_database(&admin).await;
+    let s = Server::start_with(node_options(&url)).await;
+    let (_, org) = s.create_org("acme").await;
+    let k = json(
+        s.req(Method::POST, "/v1/keys")
+            .header("X-API-Key", &org)
+            .json(&json!({"name": "k"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    let verify = || {
+        s.req(Method::POST, "/v1/keys/verify")
+            .header("X-API-Key", &org)
+            .json(&json!({"key": key}))
+            .send()
+    };
+    // Several at once, so that the pool holds several connections.
+    for r in futures::future::join_all((0..8).map(|_| verify())).await {
+        assert_eq!(json(r.unwrap()).await["code"], "VALID");
+    }
+
+    let mut sql = sqlx::PgConnection::connect(&url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'keygate' AND datname = current_database()",
+    )
+    .fetch_all(&mut sql)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty() && ended.iter().all(|e| *e), "{ended:?}");
+    tokio::time::sleep(keygate::store::postgres::PING_IDLE_AFTER + Duration::from_millis(500)).await;
+
+    for i in 0..10 {
+        let r = verify().await.unwrap();
+        assert_eq!(r.status(), 200, "request {i} after the connections ended");
+        assert_eq!(json(r).await["code"], "VALID");
+    }
+    let r = s
+        .req(Method::POST, "/v1/keys")
+        .header("X-API-Key", &org)
+        .json(&json!({"name": "after"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
