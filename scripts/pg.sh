@@ -75,9 +75,15 @@ start() {
     if [[ ! -f "$data/PG_VERSION" ]]; then
         as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
-        local port
+        # A port below the kernel's range of ephemeral ports: while the server is stopped (the
+        # restart tests), a client that keeps connecting to its port could otherwise be given
+        # that very port as its own source port, connect to itself, and hold the port so that
+        # the server cannot listen on it again ("Address already in use", seen in CI).
+        local port low
+        low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+        ((low > 21024)) || low=60000
         for _ in $(seq 1 50); do
-            port=$((20000 + RANDOM % 40000))
+            port=$((20000 + RANDOM % (low - 20000)))
             if port_free "$port"; then break; fi
         done
         {
