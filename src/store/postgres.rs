@@ -61,12 +61,13 @@ impl Default for PoolSettings {
 
 /// A pooled connection idle this long is pinged before it is handed out; one used more recently
 /// is not. sqlx pings every connection when it is returned to the pool (and closes it if that
-/// fails), so a ping on every checkout as well made each query three round trips to the
-/// database (the query, the ping on release, the ping on checkout): the checkout's ping was a
-/// fifth of keygate's CPU in an uncached verify (BENCHMARKS.md, issue 16, "where it ends"). A
-/// connection that breaks within this long of passing its release ping fails the one request
-/// that gets it (503, as for any lost database), and is closed.
+/// fails), so a ping on every checkout as well made each single-statement read three round trips
+/// to the database (the query, the ping on release, the ping on checkout): the checkout's ping
+/// was a fifth of keygate's CPU in an uncached verify (BENCHMARKS.md, issue 16's seventeenth
+/// part). A connection that breaks within this long of passing its release ping fails the one
+/// request that gets it (503, as for any lost database), and is closed.
 pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Advisory lock key held by every transaction that appends events (until it commits).
 pub const EVENTS_LOCK: i64 = 0x6b67_6576; // "kgev"
 /// Advisory lock key held by bootstrap.

@@ -403,9 +403,10 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
 }
 
 /// sqlx pings a connection when it goes back to the pool; keygate pings it again on checkout only
-/// after it sat idle (store/postgres.rs `PING_IDLE_AFTER`), so that a query is one round trip,
-/// not two. What that ping is for: connections the database ended while they sat in the pool
-/// are closed on checkout, so the next request after a pause is answered, not refused with 503.
+/// after it sat idle (store/postgres.rs `PING_IDLE_AFTER`), which saves a round trip per query
+/// under load. What the idle ping is for: connections the database ended while they sat in the
+/// pool are closed on checkout, so the next request after a pause is answered, not refused with
+/// 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_database_ended_while_idle_are_not_handed_out() {
     use sqlx::Connection;
