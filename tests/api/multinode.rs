@@ -294,6 +294,33 @@ impl Drop for OwnPg {
     }
 }
 
+/// A new organization on `s` and one key of it: (the organization's API key, the key).
+async fn org_with_a_key(s: &Server) -> (String, String) {
+    let (_, org) = s.create_org("acme").await;
+    let r = create_key(s, &org, "k").await;
+    assert_eq!(r.status(), 201);
+    let key = json(r).await["key"].as_str().unwrap().to_string();
+    (org, key)
+}
+
+async fn create_key(s: &Server, org: &str, name: &str) -> reqwest::Response {
+    s.req(Method::POST, "/v1/keys")
+        .header("X-API-Key", org)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn verify(s: &Server, org: &str, key: &str) -> reqwest::Response {
+    s.req(Method::POST, "/v1/keys/verify")
+        .header("X-API-Key", org)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() {
     if pg::admin_url("a_node_answers_503_while_the_database_is_down_and_recovers_by_itself").is_none() {
@@ -310,30 +337,14 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     let admin = own.run("start");
     let url = pg::fresh_database(&admin).await;
     let s = Server::start_with(node_options(&url).env("KEYGATE_DATABASE_ACQUIRE_TIMEOUT_SECS", "1")).await;
-    let (_, org) = s.create_org("acme").await;
-    let k = json(
-        s.req(Method::POST, "/v1/keys")
-            .header("X-API-Key", &org)
-            .json(&json!({"name": "k"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let key = k["key"].as_str().unwrap().to_string();
-    let verify = || {
-        s.req(Method::POST, "/v1/keys/verify")
-            .header("X-API-Key", &org)
-            .json(&json!({"key": key}))
-            .send()
-    };
-    assert_eq!(json(verify().await.unwrap()).await["code"], "VALID");
+    let (org, key) = org_with_a_key(&s).await;
+    assert_eq!(json(verify(&s, &org, &key).await).await["code"], "VALID");
 
     own.run("stop");
     for path in ["/v1/keys/verify", "/healthz", "/v1/keys"] {
         let start = Instant::now();
         let r = match path {
-            "/v1/keys/verify" => verify().await.unwrap(),
+            "/v1/keys/verify" => verify(&s, &org, &key).await,
             p => s.req(Method::GET, p).header("X-API-Key", &org).send().await.unwrap(),
         };
         let took = start.elapsed();
@@ -377,7 +388,7 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     let restarted = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = verify().await.unwrap();
+        let r = verify(&s, &org, &key).await;
         if r.status() == 200 {
             eprintln!(
                 "database back: first success {:?} after the restart",
@@ -391,14 +402,7 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Writes work again too, without restarting keygate.
-    let r = s
-        .req(Method::POST, "/v1/keys")
-        .header("X-API-Key", &org)
-        .json(&json!({"name": "after"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(create_key(&s, &org, "after").await.status(), 201);
     assert!(!s.logs().contains(&key), "the key never reaches the logs");
 }
 
@@ -415,50 +419,21 @@ async fn connections_the_database_ended_while_idle_are_not_handed_out() {
     };
     let url = pg::fresh_database(&admin).await;
     let s = Server::start_with(node_options(&url)).await;
-    let (_, org) = s.create_org("acme").await;
-    let k = json(
-        s.req(Method::POST, "/v1/keys")
-            .header("X-API-Key", &org)
-            .json(&json!({"name": "k"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let key = k["key"].as_str().unwrap().to_string();
-    let verify = || {
-        s.req(Method::POST, "/v1/keys/verify")
-            .header("X-API-Key", &org)
-            .json(&json!({"key": key}))
-            .send()
-    };
+    let (org, key) = org_with_a_key(&s).await;
     // Several at once, so that the pool holds several connections.
-    for r in futures::future::join_all((0..8).map(|_| verify())).await {
-        assert_eq!(json(r.unwrap()).await["code"], "VALID");
+    for r in futures::future::join_all((0..8).map(|_| verify(&s, &org, &key))).await {
+        assert_eq!(json(r).await["code"], "VALID");
     }
 
     let mut sql = sqlx::PgConnection::connect(&url).await.unwrap();
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'keygate' AND datname = current_database()",
-    )
-    .fetch_all(&mut sql)
-    .await
-    .unwrap();
+    let ended = pg::terminate_backends(&mut sql, "keygate").await;
     assert!(!ended.is_empty() && ended.iter().all(|e| *e), "{ended:?}");
     tokio::time::sleep(keygate::store::postgres::PING_IDLE_AFTER + Duration::from_millis(500)).await;
 
     for i in 0..10 {
-        let r = verify().await.unwrap();
+        let r = verify(&s, &org, &key).await;
         assert_eq!(r.status(), 200, "request {i} after the connections ended");
         assert_eq!(json(r).await["code"], "VALID");
     }
-    let r = s
-        .req(Method::POST, "/v1/keys")
-        .header("X-API-Key", &org)
-        .json(&json!({"name": "after"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(create_key(&s, &org, "after").await.status(), 201);
 }

@@ -298,13 +298,7 @@ async fn pg_cache_is_bypassed_while_the_listener_is_disconnected() {
         .execute(&mut adm)
         .await
         .unwrap();
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'keygate-cache-listener' AND datname = current_database()",
-    )
-    .fetch_all(&mut sql)
-    .await
-    .unwrap();
+    let ended = pg::terminate_backends(&mut sql, "keygate-cache-listener").await;
     assert_eq!(ended, vec![true, true], "one listener per node");
     listener_connected(&b, 0).await;
 

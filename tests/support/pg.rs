@@ -57,6 +57,20 @@ pub async fn fresh_database(admin: &str) -> String {
     with_database(admin, &name)
 }
 
+/// End every backend of `c`'s database whose `application_name` is `application`
+/// (`pg_terminate_backend`); one entry per backend, true where it was signalled. `c` is a
+/// connection already open, so this also works while the database refuses new ones.
+pub async fn terminate_backends(c: &mut sqlx::PgConnection, application: &str) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(application)
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
 #[test]
 fn database_names_are_replaced() {
     assert_eq!(
