@@ -297,25 +297,18 @@ impl Drop for OwnPg {
 /// A new organization on `s` and one key of it: (the organization's API key, the key).
 async fn org_with_a_key(s: &Server) -> (String, String) {
     let (_, org) = s.create_org("acme").await;
-    let r = create_key(s, &org, "k").await;
+    let r = post_as(s, &org, "/v1/keys", json!({"name": "k"})).await;
     assert_eq!(r.status(), 201);
     let key = json(r).await["key"].as_str().unwrap().to_string();
     (org, key)
 }
 
-async fn create_key(s: &Server, org: &str, name: &str) -> reqwest::Response {
-    s.req(Method::POST, "/v1/keys")
+/// `POST path` with `body` as the organization whose API key is `org`, whatever the answer
+/// (common.rs's `create_key` and `verify` go as the admin and insist on success).
+async fn post_as(s: &Server, org: &str, path: &str, body: Value) -> reqwest::Response {
+    s.req(Method::POST, path)
         .header("X-API-Key", org)
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn verify(s: &Server, org: &str, key: &str) -> reqwest::Response {
-    s.req(Method::POST, "/v1/keys/verify")
-        .header("X-API-Key", org)
-        .json(&json!({"key": key}))
+        .json(&body)
         .send()
         .await
         .unwrap()
@@ -338,13 +331,14 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     let url = pg::fresh_database(&admin).await;
     let s = Server::start_with(node_options(&url).env("KEYGATE_DATABASE_ACQUIRE_TIMEOUT_SECS", "1")).await;
     let (org, key) = org_with_a_key(&s).await;
-    assert_eq!(json(verify(&s, &org, &key).await).await["code"], "VALID");
+    let verify = || post_as(&s, &org, "/v1/keys/verify", json!({"key": key}));
+    assert_eq!(json(verify().await).await["code"], "VALID");
 
     own.run("stop");
     for path in ["/v1/keys/verify", "/healthz", "/v1/keys"] {
         let start = Instant::now();
         let r = match path {
-            "/v1/keys/verify" => verify(&s, &org, &key).await,
+            "/v1/keys/verify" => verify().await,
             p => s.req(Method::GET, p).header("X-API-Key", &org).send().await.unwrap(),
         };
         let took = start.elapsed();
@@ -388,7 +382,7 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
     let restarted = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = verify(&s, &org, &key).await;
+        let r = verify().await;
         if r.status() == 200 {
             eprintln!(
                 "database back: first success {:?} after the restart",
@@ -402,7 +396,10 @@ async fn a_node_answers_503_while_the_database_is_down_and_recovers_by_itself() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Writes work again too, without restarting keygate.
-    assert_eq!(create_key(&s, &org, "after").await.status(), 201);
+    assert_eq!(
+        post_as(&s, &org, "/v1/keys", json!({"name": "after"})).await.status(),
+        201
+    );
     assert!(!s.logs().contains(&key), "the key never reaches the logs");
 }
 
@@ -420,8 +417,9 @@ async fn connections_the_database_ended_while_idle_are_not_handed_out() {
     let url = pg::fresh_database(&admin).await;
     let s = Server::start_with(node_options(&url)).await;
     let (org, key) = org_with_a_key(&s).await;
+    let verify = || post_as(&s, &org, "/v1/keys/verify", json!({"key": key}));
     // Several at once, so that the pool holds several connections.
-    for r in futures::future::join_all((0..8).map(|_| verify(&s, &org, &key))).await {
+    for r in futures::future::join_all((0..8).map(|_| verify())).await {
         assert_eq!(json(r).await["code"], "VALID");
     }
 
@@ -431,9 +429,12 @@ async fn connections_the_database_ended_while_idle_are_not_handed_out() {
     tokio::time::sleep(keygate::store::postgres::PING_IDLE_AFTER + Duration::from_millis(500)).await;
 
     for i in 0..10 {
-        let r = verify(&s, &org, &key).await;
+        let r = verify().await;
         assert_eq!(r.status(), 200, "request {i} after the connections ended");
         assert_eq!(json(r).await["code"], "VALID");
     }
-    assert_eq!(create_key(&s, &org, "after").await.status(), 201);
+    assert_eq!(
+        post_as(&s, &org, "/v1/keys", json!({"name": "after"})).await.status(),
+        201
+    );
 }
